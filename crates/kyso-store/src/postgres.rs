@@ -1,0 +1,74 @@
+//! The PostgreSQL store: many kyso nodes sharing one database.
+//!
+//! PostgreSQL's default `synchronous_commit = on` makes a commit durable before the call returns.
+//! Writers that read before writing lock the row they depend on (`FOR UPDATE`): the audit chain
+//! head and the CRL counter, so appends and CRL stores are serialised across nodes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use kyso_clock::SharedClock;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use crate::error::StoreError;
+use crate::records::*;
+use crate::rows::*;
+use crate::shared_impl::{BoxFuture, impl_store};
+use crate::validate;
+
+/// Connections per node.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// A [`Store`](crate::Store) on PostgreSQL.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    clock: SharedClock,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and runs the embedded migrations (the migrator takes an advisory lock, so
+    /// nodes starting together do not race).
+    pub async fn open(url: &str, clock: SharedClock) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+            reason: e.to_string(),
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect { source })?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { source })?;
+        Ok(PostgresStore { pool, clock })
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs `job` in its own transaction and commits it; an error rolls it back.
+    async fn write<R, F>(&self, operation: &'static str, job: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<R, StoreError>>
+            + Send
+            + 'static,
+    {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(operation))?;
+        let result = job(&mut tx).await?;
+        tx.commit().await.map_err(StoreError::db(operation))?;
+        Ok(result)
+    }
+
+    /// The pool, for tests that need to reach under the API (e.g. to tamper with a row).
+    #[doc(hidden)]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl_store!(PostgresStore, "postgres", " FOR UPDATE");
