@@ -56,7 +56,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock showing `now`.
     pub fn new(now: SystemTime) -> Self {
-        Self { now: Arc::new(Mutex::new(now)) }
+        Self {
+            now: Arc::new(Mutex::new(now)),
+        }
     }
 
     /// A clock showing `secs` seconds after the Unix epoch.
