@@ -53,7 +53,13 @@ enum HsmCommand {
     /// Lists the module, slots, tokens, mechanisms and keys, and test-signs with a chosen key: the
     /// command a key officer runs when something does not work.
     Doctor {
-        /// Label of a key on the configured token to test-sign with.
+        /// PKCS#11 module to load instead of the configured one.
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// Token label to inspect instead of the configured one.
+        #[arg(long)]
+        token: Option<String>,
+        /// Label of a key on the token to test-sign with.
         #[arg(long)]
         key: Option<String>,
         /// Print the report as JSON.
@@ -97,7 +103,7 @@ async fn run(cli: Cli) -> ExitCode {
         print!("{}", Config::example_toml());
         return ExitCode::SUCCESS;
     }
-    let config = match Config::load(cli.config.as_deref()) {
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => return fail(e.code(), &e.to_string()),
     };
@@ -127,25 +133,22 @@ async fn run(cli: Cli) -> ExitCode {
             Err(e) => fail(e.code(), &e.to_string()),
         },
         Command::Hsm {
-            command: HsmCommand::Doctor { key, json },
-        } => match kyso_server::tools::hsm_doctor(&config, key.as_deref()).await {
-            Ok(report) => {
-                if json {
-                    match serde_json::to_string_pretty(&report) {
-                        Ok(text) => println!("{text}"),
-                        Err(e) => return fail("json", &e.to_string()),
-                    }
-                } else {
-                    print!("{report}");
-                }
-                if report.healthy() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(2)
-                }
+            command:
+                HsmCommand::Doctor {
+                    module,
+                    token,
+                    key,
+                    json,
+                },
+        } => {
+            if let Some(module) = module {
+                config.hsm.module = module;
             }
-            Err(e) => fail(e.code(), &e.to_string()),
-        },
+            if let Some(token) = token {
+                config.hsm.token_label = token;
+            }
+            hsm_doctor(&config, key.as_deref(), json).await
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => match kyso_server::tools::verify_audit(&config, clock).await {
@@ -159,6 +162,27 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => fail(e.code(), &e.to_string()),
         },
+    }
+}
+
+/// `kyso hsm doctor`: prints the report; exit status 2 when a step failed.
+async fn hsm_doctor(config: &Config, key: Option<&str>, json: bool) -> ExitCode {
+    let report = match kyso_server::tools::hsm_doctor(config, key).await {
+        Ok(report) => report,
+        Err(e) => return fail(e.code(), &e.to_string()),
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail("json", &e.to_string()),
+        }
+    } else {
+        print!("{report}");
+    }
+    if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

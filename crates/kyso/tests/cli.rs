@@ -140,8 +140,27 @@ fn operator_commands_work_end_to_end() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("intact"), "{}", text(&out));
 
-    let out = env.run("kyso-ca", &["hsm", "doctor", "--key", "kyso-issuing-ca"]);
+    // --token overrides the configured token (here the empty one).
+    let out = env.run(
+        "empty-ca",
+        &[
+            "hsm",
+            "doctor",
+            "--token",
+            "kyso-ca",
+            "--key",
+            "kyso-issuing-ca",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("CKM_ECDSA") && report.contains("kyso-issuing-ca"),
+        "{report}"
+    );
+    // A key that is not there: the report says so and the exit status is 2.
+    let out = env.run("kyso-ca", &["hsm", "doctor", "--key", "no-such-key"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     let out = env.run("kyso-ca", &["config", "example"]);
     assert!(
