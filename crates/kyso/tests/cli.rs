@@ -91,6 +91,18 @@ impl Env {
     }
 }
 
+/// Kills the server if the test fails before stopping it, so no `kyso serve` outlives the test.
+struct ServerGuard(std::process::Child);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -170,13 +182,14 @@ fn operator_commands_work_end_to_end() {
     );
 
     // serve: /healthz answers 200 with the database and the HSM up, then SIGTERM stops it cleanly.
-    let mut server = env
-        .kyso("kyso-ca")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = ServerGuard(
+        env.kyso("kyso-ca")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut health = None;
     for _ in 0..150 {
         if let Some(answer) = http_get(env.port, "/healthz") {
@@ -190,11 +203,11 @@ fn operator_commands_work_end_to_end() {
     let (status, _) = http_get(env.port, "/crl/kyso-issuing.crl").unwrap();
     assert_eq!(status, 200);
     let kill = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let exit = server.wait().unwrap();
+    let exit = server.0.wait().unwrap();
     assert!(
         exit.success(),
         "kyso serve should exit 0 on SIGTERM, got {exit:?}"
