@@ -2,121 +2,21 @@
 //! wall clock and copies the issuer certificate's own AKI (the root's key, for an issuing CA) into
 //! the CRL. Here the CRL's authorityKeyIdentifier is the signing CA's own subject key identifier.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use der::Encode;
 use der::asn1::{OctetString, Uint};
-use serde::{Deserialize, Serialize};
 use x509_cert::certificate::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::serial_number::SerialNumber;
+
+pub use kyso_asn1::{RevocationReason, UnknownReason};
 
 use crate::error::CaError;
 use crate::issue::{Issuer, sign_checked, to_time};
 use crate::oids;
-
-/// RFC 5280 5.3.1 reason codes (value 7 is unused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevocationReason {
-    Unspecified,
-    KeyCompromise,
-    CaCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    /// Suspension: may be lifted (then the entry disappears from the next CRL).
-    CertificateHold,
-    RemoveFromCrl,
-    PrivilegeWithdrawn,
-    AaCompromise,
-}
-
-impl RevocationReason {
-    pub const ALL: [RevocationReason; 10] = [
-        RevocationReason::Unspecified,
-        RevocationReason::KeyCompromise,
-        RevocationReason::CaCompromise,
-        RevocationReason::AffiliationChanged,
-        RevocationReason::Superseded,
-        RevocationReason::CessationOfOperation,
-        RevocationReason::CertificateHold,
-        RevocationReason::RemoveFromCrl,
-        RevocationReason::PrivilegeWithdrawn,
-        RevocationReason::AaCompromise,
-    ];
-
-    /// The snake_case name (as in JSON).
-    pub fn name(self) -> &'static str {
-        match self {
-            RevocationReason::Unspecified => "unspecified",
-            RevocationReason::KeyCompromise => "key_compromise",
-            RevocationReason::CaCompromise => "ca_compromise",
-            RevocationReason::AffiliationChanged => "affiliation_changed",
-            RevocationReason::Superseded => "superseded",
-            RevocationReason::CessationOfOperation => "cessation_of_operation",
-            RevocationReason::CertificateHold => "certificate_hold",
-            RevocationReason::RemoveFromCrl => "remove_from_crl",
-            RevocationReason::PrivilegeWithdrawn => "privilege_withdrawn",
-            RevocationReason::AaCompromise => "aa_compromise",
-        }
-    }
-
-    /// The RFC 5280 CRLReason value.
-    pub fn code(self) -> u8 {
-        self.to_crl_reason() as u8
-    }
-
-    pub fn to_crl_reason(self) -> CrlReason {
-        match self {
-            RevocationReason::Unspecified => CrlReason::Unspecified,
-            RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
-            RevocationReason::CaCompromise => CrlReason::CaCompromise,
-            RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
-            RevocationReason::Superseded => CrlReason::Superseded,
-            RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
-            RevocationReason::CertificateHold => CrlReason::CertificateHold,
-            RevocationReason::RemoveFromCrl => CrlReason::RemoveFromCRL,
-            RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-            RevocationReason::AaCompromise => CrlReason::AaCompromise,
-        }
-    }
-}
-
-impl fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Error for an unknown reason name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown revocation reason {name:?}")]
-pub struct UnknownReason {
-    pub name: String,
-}
-
-impl UnknownReason {
-    pub fn code(&self) -> &'static str {
-        "revocation_reason_unknown"
-    }
-}
-
-impl FromStr for RevocationReason {
-    type Err = UnknownReason;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RevocationReason::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| UnknownReason {
-                name: s.chars().take(40).collect(),
-            })
-    }
-}
 
 /// One revoked (or suspended) certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,24 +311,5 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.code(), "crl_bad_times");
-    }
-
-    #[test]
-    fn revocation_reasons_have_rfc5280_codes_and_names() {
-        assert_eq!(RevocationReason::KeyCompromise.code(), 1);
-        assert_eq!(RevocationReason::CertificateHold.code(), 6);
-        assert_eq!(RevocationReason::RemoveFromCrl.code(), 8);
-        assert_eq!(RevocationReason::AaCompromise.code(), 10);
-        for r in RevocationReason::ALL {
-            assert_eq!(r.name().parse::<RevocationReason>().unwrap(), r);
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.name())
-            );
-        }
-        assert_eq!(
-            "revoked".parse::<RevocationReason>().unwrap_err().code(),
-            "revocation_reason_unknown"
-        );
     }
 }

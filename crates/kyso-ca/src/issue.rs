@@ -442,6 +442,20 @@ mod tests {
         );
     }
 
+    /// openssl arguments that check `file` chains to the test root for time-stamping.
+    fn verify_timestampsign(file: &str) -> [&str; 8] {
+        [
+            "verify",
+            "-purpose",
+            "timestampsign",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "issuing.pem",
+            file,
+        ]
+    }
+
     #[tokio::test]
     async fn tsa_certificate_has_critical_timestamping_eku_and_openssl_accepts_it() {
         let pki = TestPki::new("ca-tsa").await;
@@ -452,38 +466,14 @@ mod tests {
         let (ku, critical) = key_usage(&tsa);
         assert!(critical && ku.digital_signature() && !ku.non_repudiation() && !ku.key_cert_sign());
         pki.write_pem("tsa.pem", &tsa);
-        let out = openssl_ok(
-            pki.dir.path(),
-            &[
-                "verify",
-                "-purpose",
-                "timestampsign",
-                "-CAfile",
-                "root.pem",
-                "-untrusted",
-                "issuing.pem",
-                "tsa.pem",
-            ],
-        );
+        let out = openssl_ok(pki.dir.path(), &verify_timestampsign("tsa.pem"));
         assert!(out.contains("tsa.pem: OK"), "{out}");
         // A staff certificate is not a TSA certificate for openssl either.
         let (staff, _) = pki
             .issue("staff", ProfileKind::StaffSigning, staff_subject())
             .await;
         pki.write_pem("staff.pem", &staff);
-        let (ok, _) = openssl(
-            pki.dir.path(),
-            &[
-                "verify",
-                "-purpose",
-                "timestampsign",
-                "-CAfile",
-                "root.pem",
-                "-untrusted",
-                "issuing.pem",
-                "staff.pem",
-            ],
-        );
+        let (ok, _) = openssl(pki.dir.path(), &verify_timestampsign("staff.pem"));
         assert!(!ok);
     }
 

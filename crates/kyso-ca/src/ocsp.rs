@@ -781,6 +781,16 @@ mod tests {
     }
 
     impl Fixture {
+        /// A staff certificate for a new key `label`, written to `{label}.pem`.
+        async fn staff_cert(&self, label: &str) -> Certificate {
+            let (cert, _) = self
+                .pki
+                .issue(label, ProfileKind::StaffSigning, staff_subject())
+                .await;
+            self.pki.write_pem(&format!("{label}.pem"), &cert);
+            cert
+        }
+
         /// openssl makes a request for `cert_file` (extra args e.g. -no_nonce, -sha256), we answer,
         /// openssl checks the answer; returns (our answer, openssl's output).
         async fn round_trip(&self, cert_file: &str, extra: &[&str]) -> (OcspAnswer, String) {
@@ -838,18 +848,9 @@ mod tests {
     #[tokio::test]
     async fn ocsp_openssl_accepts_good_revoked_and_hold_with_nonce_echoed() {
         let f = fixture("ocsp-openssl").await;
-        let (good, _) = f
-            .pki
-            .issue("good", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        let (bad, _) = f
-            .pki
-            .issue("bad", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        let (held, _) = f
-            .pki
-            .issue("held", ProfileKind::StaffSigning, staff_subject())
-            .await;
+        let good = f.staff_cert("good").await;
+        let bad = f.staff_cert("bad").await;
+        let held = f.staff_cert("held").await;
         let revoked_at = kyso_clock::from_unix_seconds(f.pki.clock.now_unix() - 60);
         f.source.set(&good, CertStatusInfo::Good);
         f.source.set(
@@ -866,9 +867,6 @@ mod tests {
                 reason: RevocationReason::CertificateHold,
             },
         );
-        for (cert, file) in [(&good, "good.pem"), (&bad, "bad.pem"), (&held, "held.pem")] {
-            f.pki.write_pem(file, cert);
-        }
 
         let (answer, out) = f.round_trip("good.pem", &[]).await;
         assert_eq!(answer.status, OcspResponseStatus::Successful);
@@ -895,11 +893,7 @@ mod tests {
     #[tokio::test]
     async fn ocsp_unknown_serial_and_cacheable_answer_without_nonce() {
         let f = fixture("ocsp-unknown").await;
-        let (stranger, _) = f
-            .pki
-            .issue("stranger", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        f.pki.write_pem("stranger.pem", &stranger);
+        let stranger = f.staff_cert("stranger").await;
         let (answer, out) = f.round_trip("stranger.pem", &["-no_nonce"]).await;
         assert!(out.contains("Response verify OK"), "{out}");
         assert!(out.contains("stranger.pem: unknown"), "{out}");
@@ -918,11 +912,7 @@ mod tests {
     #[tokio::test]
     async fn ocsp_presigned_response_for_a_serial_verifies() {
         let f = fixture("ocsp-presign").await;
-        let (leaf, _) = f
-            .pki
-            .issue("leaf", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        f.pki.write_pem("leaf.pem", &leaf);
+        let leaf = f.staff_cert("leaf").await;
         let authority = &f.responder.authorities()[0];
         let cert_id = authority
             .cert_id(leaf.tbs_certificate().serial_number())
@@ -981,11 +971,7 @@ mod tests {
     #[tokio::test]
     async fn ocsp_get_form_parses_the_same_request() {
         let f = fixture("ocsp-get").await;
-        let (leaf, _) = f
-            .pki
-            .issue("leaf", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        f.pki.write_pem("leaf.pem", &leaf);
+        f.staff_cert("leaf").await;
         openssl_ok(
             f.pki.dir.path(),
             &[
@@ -1065,11 +1051,7 @@ mod tests {
         assert_eq!(answer.status, OcspResponseStatus::MalformedRequest);
         assert_eq!(answer.der, vec![0x30, 0x03, 0x0a, 0x01, 0x01]);
 
-        let (leaf, _) = f
-            .pki
-            .issue("leaf", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        f.pki.write_pem("leaf.pem", &leaf);
+        f.staff_cert("leaf").await;
         openssl_ok(
             &dir,
             &[
@@ -1104,11 +1086,7 @@ mod tests {
     #[tokio::test]
     async fn ocsp_request_parser_bounds_and_framing() {
         let f = fixture("ocsp-parse").await;
-        let (leaf, _) = f
-            .pki
-            .issue("leaf", ProfileKind::StaffSigning, staff_subject())
-            .await;
-        f.pki.write_pem("leaf.pem", &leaf);
+        f.staff_cert("leaf").await;
         let dir = f.pki.dir.path();
         openssl_ok(
             dir,

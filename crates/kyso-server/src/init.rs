@@ -13,8 +13,8 @@ use kyso_ca::{CertificateOrder, Issuer, ProfileKind, ProfileSettings, VnSubject}
 use kyso_clock::{ManualClock, SharedClock};
 use kyso_hsm::{HsmError, HsmKey, Token};
 use kyso_store::{
-    AuditOutcome, CaRole, CertificateReservation, ClientRole, KeyLocation, NewAuditEvent, NewCa,
-    Store,
+    AuditOutcome, CaRole, CertificateRecord, CertificateReservation, ClientRole, KeyLocation,
+    NewAuditEvent, NewCa, Store,
 };
 use x509_cert::certificate::Certificate;
 
@@ -144,7 +144,7 @@ pub async fn init_with(
             &settings,
             &clock,
             &issuing,
-            ServiceCert {
+            BootstrapCert {
                 profile,
                 key: &key,
                 subject: subject(common_name),
@@ -281,13 +281,7 @@ async fn ensure_root(
     report: &mut InitReport,
 ) -> Result<Issuer, StartupError> {
     let name = &config.ca.root_name;
-    if let Some(record) = store.get_ca(name).await? {
-        report.existing.push(format!("root CA {name}"));
-        let certificate = parse(
-            &record.certificate_der,
-            "root CA certificate",
-            key.token_label(),
-        )?;
+    if let Some(certificate) = recorded_ca(store, name, "root CA", &key, report).await? {
         return Ok(Issuer::new(name, certificate, key)?);
     }
     // The root has no CA to reserve its serial under before signing: it is signed first and then
@@ -355,39 +349,22 @@ async fn ensure_issuing(
     report: &mut InitReport,
 ) -> Result<Issuer, StartupError> {
     let name = &config.ca.issuing_name;
-    if let Some(record) = store.get_ca(name).await? {
-        report.existing.push(format!("issuing CA {name}"));
-        let certificate = parse(
-            &record.certificate_der,
-            "issuing CA certificate",
-            key.token_label(),
-        )?;
+    if let Some(certificate) = recorded_ca(store, name, "issuing CA", &key, report).await? {
         return Ok(Issuer::new(name, certificate, key)?);
     }
-    let order = CertificateOrder {
-        profile: ProfileKind::SubCa,
-        subject: subject(&config.ca.issuing_common_name),
-        public_key: key.public_key_info().clone(),
-        validity_days: Some(config.validity.issuing_ca_days),
-        client_auth: false,
-    };
-    let serial = crate::pki::fresh_serial().map_err(app_to_startup)?;
-    let (record, certificate) = crate::pki::issue(
+    let (record, certificate) = issue_bootstrap(
         root,
         settings,
         store,
         clock,
-        &Metrics::new(),
-        &order,
-        serial,
-        crate::pki::IssueContext {
-            staff_id: None,
-            key_location: Some(location(&key)),
-            replaces: None,
+        BootstrapCert {
+            profile: ProfileKind::SubCa,
+            key: &key,
+            subject: subject(&config.ca.issuing_common_name),
+            days: config.validity.issuing_ca_days,
         },
     )
-    .await
-    .map_err(app_to_startup)?;
+    .await?;
     store
         .insert_ca(&NewCa {
             name: name.clone(),
@@ -410,11 +387,66 @@ async fn ensure_issuing(
     Ok(Issuer::new(name, certificate, key)?)
 }
 
-struct ServiceCert<'a> {
+/// The CA certificate an earlier run recorded under `name` (`what` is "root CA" or "issuing CA").
+async fn recorded_ca(
+    store: &dyn Store,
+    name: &str,
+    what: &str,
+    key: &HsmKey,
+    report: &mut InitReport,
+) -> Result<Option<Certificate>, StartupError> {
+    let Some(record) = store.get_ca(name).await? else {
+        return Ok(None);
+    };
+    report.existing.push(format!("{what} {name}"));
+    parse(
+        &record.certificate_der,
+        &format!("{what} certificate"),
+        key.token_label(),
+    )
+    .map(Some)
+}
+
+/// A certificate `kyso init` issues for one of its own keys (issuing CA, OCSP signer, TSA).
+struct BootstrapCert<'a> {
     profile: ProfileKind,
     key: &'a HsmKey,
     subject: VnSubject,
     days: u32,
+}
+
+/// Issues through the same durable order as the API (no staff member, nothing replaced).
+async fn issue_bootstrap(
+    issuer: &Issuer,
+    settings: &ProfileSettings,
+    store: &dyn Store,
+    clock: &SharedClock,
+    cert: BootstrapCert<'_>,
+) -> Result<(CertificateRecord, Certificate), StartupError> {
+    let order = CertificateOrder {
+        profile: cert.profile,
+        subject: cert.subject,
+        public_key: cert.key.public_key_info().clone(),
+        validity_days: Some(cert.days),
+        client_auth: false,
+    };
+    let serial = crate::pki::fresh_serial().map_err(app_to_startup)?;
+    crate::pki::issue(
+        issuer,
+        settings,
+        store,
+        clock,
+        &Metrics::new(),
+        &order,
+        serial,
+        crate::pki::IssueContext {
+            staff_id: None,
+            key_location: Some(location(cert.key)),
+            replaces: None,
+        },
+    )
+    .await
+    .map_err(app_to_startup)
 }
 
 /// The OCSP-signer and TSA certificates live on the token beside their keys (where the server
@@ -425,7 +457,7 @@ async fn ensure_service_certificate(
     settings: &ProfileSettings,
     clock: &SharedClock,
     issuing: &Issuer,
-    cert: ServiceCert<'_>,
+    cert: BootstrapCert<'_>,
     report: &mut InitReport,
 ) -> Result<(), StartupError> {
     let what = format!("{} certificate for key {}", cert.profile, cert.key.label());
@@ -441,39 +473,18 @@ async fn ensure_service_certificate(
             return Ok(());
         }
     }
-    let order = CertificateOrder {
-        profile: cert.profile,
-        subject: cert.subject,
-        public_key: cert.key.public_key_info().clone(),
-        validity_days: Some(cert.days),
-        client_auth: false,
-    };
-    let serial = crate::pki::fresh_serial().map_err(app_to_startup)?;
-    let (record, certificate) = crate::pki::issue(
-        issuing,
-        settings,
-        store,
-        clock,
-        &Metrics::new(),
-        &order,
-        serial,
-        crate::pki::IssueContext {
-            staff_id: None,
-            key_location: Some(location(cert.key)),
-            replaces: None,
-        },
-    )
-    .await
-    .map_err(app_to_startup)?;
+    let key = cert.key;
+    let profile = cert.profile;
+    let (record, certificate) = issue_bootstrap(issuing, settings, store, clock, cert).await?;
     token
-        .store_certificate(cert.key, &encode(&certificate)?)
+        .store_certificate(key, &encode(&certificate)?)
         .await
         .map_err(StartupError::Hsm)?;
     audit(
         store,
         "certificate.issue",
         hex::encode(&record.serial),
-        serde_json::json!({ "profile": cert.profile.name(), "ca": issuing.name(), "subject": record.subject }),
+        serde_json::json!({ "profile": profile.name(), "ca": issuing.name(), "subject": record.subject }),
     )
     .await?;
     report.created.push(what);

@@ -13,7 +13,8 @@ use kyso_ca::{
 use kyso_clock::{Clock, ManualClock, SharedClock};
 use kyso_hsm::{HsmError, HsmKey, Token};
 use kyso_store::{
-    CertStatus, CertificateRecord, CertificateReservation, KeyLocation, NewCrl, Store, StoreError,
+    CertStatus, CertificateRecord, CertificateReservation, KeyLocation, NewCrl, RevocationReason,
+    Store, StoreError,
 };
 use x509_cert::certificate::Certificate;
 use x509_cert::serial_number::SerialNumber;
@@ -347,7 +348,7 @@ pub async fn regenerate_crl(
         entries.push(kyso_ca::RevokedEntry {
             serial: serial_number(&entry.serial)?,
             revoked_at: kyso_clock::from_unix_seconds(entry.revoked_at),
-            reason: ca_reason(entry.reason),
+            reason: entry.reason,
         });
     }
     let this_update = kyso_clock::from_unix_seconds(clock.now_unix());
@@ -392,14 +393,6 @@ pub async fn regenerate_crl(
     }
 }
 
-/// The store's reason as kyso-ca's (the RFC 5280 codes are the same).
-pub fn ca_reason(reason: kyso_store::RevocationReason) -> kyso_ca::RevocationReason {
-    kyso_ca::RevocationReason::ALL
-        .into_iter()
-        .find(|r| r.code() == reason.code())
-        .unwrap_or(kyso_ca::RevocationReason::Unspecified)
-}
-
 /// The store's status as OCSP's: a certificate on hold is revoked with reason certificateHold
 /// (RFC 6960 2.2); a serial the store does not know, or of another CA, is unknown.
 pub fn ocsp_status(
@@ -411,14 +404,13 @@ pub fn ocsp_status(
             CertStatus::Good => CertStatusInfo::Good,
             CertStatus::Revoked | CertStatus::Hold => CertStatusInfo::Revoked {
                 revoked_at: kyso_clock::from_unix_seconds(r.revoked_at.unwrap_or(0)),
-                reason: r.revocation_reason.map_or(
-                    if r.status == CertStatus::Hold {
-                        kyso_ca::RevocationReason::CertificateHold
+                reason: r
+                    .revocation_reason
+                    .unwrap_or(if r.status == CertStatus::Hold {
+                        RevocationReason::CertificateHold
                     } else {
-                        kyso_ca::RevocationReason::Unspecified
-                    },
-                    ca_reason,
-                ),
+                        RevocationReason::Unspecified
+                    }),
             },
         },
         _ => CertStatusInfo::Unknown,
@@ -480,7 +472,7 @@ mod tests {
             ca: "kyso-issuing".into(),
             status: CertStatus::Hold,
             revoked_at: Some(1_700_000_000),
-            revocation_reason: Some(kyso_store::RevocationReason::CertificateHold),
+            revocation_reason: Some(RevocationReason::CertificateHold),
             not_after: 1_800_000_000,
             issued: true,
         };
@@ -488,7 +480,7 @@ mod tests {
             ocsp_status("kyso-issuing", Some(&record)),
             CertStatusInfo::Revoked {
                 revoked_at: kyso_clock::from_unix_seconds(1_700_000_000),
-                reason: kyso_ca::RevocationReason::CertificateHold,
+                reason: RevocationReason::CertificateHold,
             }
         );
         assert_eq!(
@@ -504,18 +496,6 @@ mod tests {
             ocsp_status("kyso-issuing", Some(&good)),
             CertStatusInfo::Good
         );
-    }
-
-    #[test]
-    fn reasons_map_by_rfc5280_code() {
-        for reason in [
-            kyso_store::RevocationReason::KeyCompromise,
-            kyso_store::RevocationReason::Superseded,
-            kyso_store::RevocationReason::AaCompromise,
-            kyso_store::RevocationReason::CertificateHold,
-        ] {
-            assert_eq!(ca_reason(reason).code(), reason.code());
-        }
     }
 
     #[test]

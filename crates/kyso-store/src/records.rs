@@ -9,6 +9,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// Shared with kyso-ca (CRLs, OCSP); the store keeps its numeric code.
+pub use kyso_asn1::RevocationReason;
+
 use crate::error::StoreError;
 
 /// Largest serial number accepted, in bytes (RFC 5280 section 4.1.2.2: at most 20 octets).
@@ -116,76 +119,6 @@ impl FromStr for CertStatus {
                 detail: other.to_owned(),
             }),
         }
-    }
-}
-
-/// RFC 5280 CRLReason. The numeric code is what the database keeps and what goes into CRLs and OCSP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RevocationReason {
-    /// 0
-    Unspecified,
-    /// 1
-    KeyCompromise,
-    /// 2
-    CaCompromise,
-    /// 3
-    AffiliationChanged,
-    /// 4
-    Superseded,
-    /// 5
-    CessationOfOperation,
-    /// 6: set by `Store::hold_certificate`, not accepted by `Store::revoke_certificate`.
-    CertificateHold,
-    /// 8: only meaningful in delta CRLs, which kyso does not issue; never stored.
-    RemoveFromCrl,
-    /// 9
-    PrivilegeWithdrawn,
-    /// 10
-    AaCompromise,
-}
-
-impl RevocationReason {
-    /// The RFC 5280 code.
-    pub fn code(self) -> u8 {
-        match self {
-            RevocationReason::Unspecified => 0,
-            RevocationReason::KeyCompromise => 1,
-            RevocationReason::CaCompromise => 2,
-            RevocationReason::AffiliationChanged => 3,
-            RevocationReason::Superseded => 4,
-            RevocationReason::CessationOfOperation => 5,
-            RevocationReason::CertificateHold => 6,
-            RevocationReason::RemoveFromCrl => 8,
-            RevocationReason::PrivilegeWithdrawn => 9,
-            RevocationReason::AaCompromise => 10,
-        }
-    }
-
-    /// The reason for an RFC 5280 code (7 is unused in RFC 5280).
-    pub fn from_code(code: u8) -> Option<Self> {
-        Some(match code {
-            0 => RevocationReason::Unspecified,
-            1 => RevocationReason::KeyCompromise,
-            2 => RevocationReason::CaCompromise,
-            3 => RevocationReason::AffiliationChanged,
-            4 => RevocationReason::Superseded,
-            5 => RevocationReason::CessationOfOperation,
-            6 => RevocationReason::CertificateHold,
-            8 => RevocationReason::RemoveFromCrl,
-            9 => RevocationReason::PrivilegeWithdrawn,
-            10 => RevocationReason::AaCompromise,
-            _ => return None,
-        })
-    }
-
-    /// Whether `Store::revoke_certificate` accepts this reason (hold has its own operation;
-    /// removeFromCRL belongs to delta CRLs only).
-    pub fn is_revocation(self) -> bool {
-        !matches!(
-            self,
-            RevocationReason::CertificateHold | RevocationReason::RemoveFromCrl
-        )
     }
 }
 

@@ -495,41 +495,70 @@ pub async fn enroll(
         &serial_hex,
     )
     .await?;
+    issue_for_new_key(
+        &state,
+        &caller,
+        "certificate.issue",
+        serial,
+        key,
+        NewKeyOrder {
+            profile,
+            subject,
+            validity_days,
+            client_auth,
+            staff_id: Some(id),
+            replaces: None,
+        },
+    )
+    .await
+}
+
+/// What an enrollment or re-key certifies, besides the key itself.
+struct NewKeyOrder {
+    profile: ProfileKind,
+    subject: VnSubject,
+    validity_days: Option<u32>,
+    client_auth: bool,
+    staff_id: Option<i64>,
+    replaces: Option<Vec<u8>>,
+}
+
+/// Certifies a key from [`key_from_request`] (enrollment and re-key): the record says where a
+/// token key lives, and the certificate is written back onto that token beside it.
+async fn issue_for_new_key(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    serial: (Vec<u8>, x509_cert::serial_number::SerialNumber),
+    key: NewKey,
+    request: NewKeyOrder,
+) -> Result<(StatusCode, Json<IssuedCertificate>), AppError> {
     let via = if key.on_token.is_some() {
         "token"
     } else {
         "csr"
     };
     let order = CertificateOrder {
-        profile,
-        subject,
+        profile: request.profile,
+        subject: request.subject,
         public_key: key.public_key,
-        validity_days,
-        client_auth,
+        validity_days: request.validity_days,
+        client_auth: request.client_auth,
     };
     let context = IssueContext {
-        staff_id: Some(id),
+        staff_id: request.staff_id,
         key_location: key.on_token.as_ref().map(|(token, key)| KeyLocation {
             token: token.label().to_owned(),
             label: key.label().to_owned(),
         }),
-        replaces: None,
+        replaces: request.replaces,
     };
-    let record = issue_and_audit(
-        &state,
-        &caller,
-        "certificate.issue",
-        &order,
-        serial,
-        context,
-        via,
-    )
-    .await?;
+    let record = issue_and_audit(state, caller, action, &order, serial, context, via).await?;
     let placement = match &key.on_token {
-        Some((token, key)) => Some(write_back(&state, &caller, token, key, &record).await?),
+        Some((token, key)) => Some(write_back(state, caller, token, key, &record).await?),
         None => None,
     };
-    issued_response(&state, &record, placement)
+    issued_response(state, &record, placement)
 }
 
 /// Runs the profile's modify + validate on a stand-in key of the issuing CA's own, to refuse a bad
@@ -862,39 +891,20 @@ pub async fn rekey(
             "Re-key needs a new key, different from the old certificate's.",
         ));
     }
-    let via = if key.on_token.is_some() {
-        "token"
-    } else {
-        "csr"
-    };
-    let order = CertificateOrder {
-        profile,
-        subject,
-        public_key: key.public_key,
-        validity_days,
-        client_auth,
-    };
-    let context = IssueContext {
-        staff_id: old.staff_id,
-        key_location: key.on_token.as_ref().map(|(token, key)| KeyLocation {
-            token: token.label().to_owned(),
-            label: key.label().to_owned(),
-        }),
-        replaces: Some(old.serial.clone()),
-    };
-    let record = issue_and_audit(
+    issue_for_new_key(
         &state,
         &caller,
         "certificate.rekey",
-        &order,
         new_serial,
-        context,
-        via,
+        key,
+        NewKeyOrder {
+            profile,
+            subject,
+            validity_days,
+            client_auth,
+            staff_id: old.staff_id,
+            replaces: Some(old.serial.clone()),
+        },
     )
-    .await?;
-    let placement = match &key.on_token {
-        Some((token, key)) => Some(write_back(&state, &caller, token, key, &record).await?),
-        None => None,
-    };
-    issued_response(&state, &record, placement)
+    .await
 }
