@@ -371,7 +371,8 @@ impl Token {
         }
     }
 
-    /// Runs blocking PKCS#11 work on tokio's blocking pool, at most `pool_size` at a time.
+    /// Runs blocking PKCS#11 work, at most `pool_size` at a time: in place on a multi-threaded
+    /// runtime, else on tokio's blocking pool.
     pub(crate) async fn offload<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, HsmError> + Send + 'static,
