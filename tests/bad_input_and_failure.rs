@@ -1,9 +1,7 @@
 //! Bad input and HSM failure against a live node: each gets a clear error with a stable code, never a
 //! panic, and the node keeps serving.
 
-use std::process::Command;
-
-use kyso_tests::{Node, certs_test, openssl, text};
+use kyso_tests::{Node, certs_test, openssl, pkcs11_tool, text};
 
 fn csr_pem() -> String {
     std::fs::read_to_string(certs_test("csr/p256.csr.pem")).unwrap()
@@ -109,31 +107,17 @@ async fn a_ca_key_removed_from_the_token_fails_issuance_cleanly() {
     // Issue once so the key handle is cached, then delete the issuing CA's private key with
     // pkcs11-tool, as an operator (or a failing HSM) might.
     node.issue_staff_certificate("csr/p256.csr.pem").await;
-    let module = kyso_hsm::testing::softhsm_module_path();
-    let label = node.token.label().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("pkcs11-tool")
-            .args([
-                "--module",
-                module.to_str().unwrap(),
-                "--token-label",
-                &label,
-                "--login",
-                "--pin",
-            ])
-            .arg(kyso_hsm::testing::USER_PIN)
-            .args([
-                "--delete-object",
-                "--type",
-                "privkey",
-                "--label",
-                "kyso-issuing-ca",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = pkcs11_tool(
+        node.token.label(),
+        &[
+            "--delete-object",
+            "--type",
+            "privkey",
+            "--label",
+            "kyso-issuing-ca",
+        ],
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out));
 
     let (status, body) = node

@@ -1,7 +1,7 @@
 //! openssl's OCSP client and CRL verifier against a live kyso node: good, then revoked after a
 //! revocation; suspension and its lifting; CRLs that carry the signing CA's key identifier.
 
-use kyso_tests::{Node, openssl, text};
+use kyso_tests::{Node, openssl, openssl_crl, text};
 
 fn serial_upper(issued: &serde_json::Value) -> String {
     issued["certificate"]["serial"]
@@ -131,19 +131,7 @@ async fn openssl_crl_verify_accepts_the_issuing_crl_after_revocation() {
 
     let (status, crl) = node.get_bytes("/crl/kyso-issuing.crl").await;
     assert_eq!(status, 200);
-    let crl_path = dir.path().join("issuing.crl");
-    std::fs::write(&crl_path, crl).unwrap();
-    let out = openssl(&[
-        "crl",
-        "-in",
-        crl_path.to_str().unwrap(),
-        "-inform",
-        "DER",
-        "-CAfile",
-        issuing.to_str().unwrap(),
-        "-noout",
-        "-text",
-    ]);
+    let out = openssl_crl(dir.path(), &crl, &issuing, &["-text"]);
     let all = text(&out);
     assert!(out.status.success() && all.contains("verify OK"), "{all}");
     assert!(
@@ -172,17 +160,7 @@ async fn openssl_crl_verify_accepts_the_issuing_crl_after_revocation() {
     // The root's CRL verifies against the root.
     let (status, crl) = node.get_bytes("/crl/kyso-root.crl").await;
     assert_eq!(status, 200);
-    std::fs::write(&crl_path, crl).unwrap();
-    let out = openssl(&[
-        "crl",
-        "-in",
-        crl_path.to_str().unwrap(),
-        "-inform",
-        "DER",
-        "-CAfile",
-        root.to_str().unwrap(),
-        "-noout",
-    ]);
+    let out = openssl_crl(dir.path(), &crl, &root, &[]);
     assert!(text(&out).contains("verify OK"), "{}", text(&out));
     node.stop().await;
 }

@@ -1,9 +1,7 @@
 //! A key officer enrolls a staff member whose key is generated on their own token: pkcs11-tool then
 //! sees the issued certificate on that token beside the key.
 
-use std::process::Command;
-
-use kyso_tests::{Node, text};
+use kyso_tests::{Node, pkcs11_tool, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrollment_writes_the_certificate_beside_the_key_on_the_staff_token() {
@@ -39,27 +37,7 @@ async fn enrollment_writes_the_certificate_beside_the_key_on_the_staff_token() {
     assert_eq!(status, 201, "{issued}");
     let key_label = issued["token"]["key_label"].as_str().unwrap().to_owned();
 
-    let module = kyso_hsm::testing::softhsm_module_path();
-    let out = tokio::task::spawn_blocking({
-        let label = staff_token.label().to_owned();
-        move || {
-            Command::new("pkcs11-tool")
-                .args([
-                    "--module",
-                    module.to_str().unwrap(),
-                    "--token-label",
-                    &label,
-                    "--login",
-                    "--pin",
-                ])
-                .arg(kyso_hsm::testing::USER_PIN)
-                .arg("--list-objects")
-                .output()
-                .expect("run pkcs11-tool (opensc)")
-        }
-    })
-    .await
-    .unwrap();
+    let out = pkcs11_tool(staff_token.label(), &["--list-objects"]).await;
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     assert!(listing.contains("Certificate Object"), "{listing}");

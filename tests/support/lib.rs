@@ -314,6 +314,42 @@ pub async fn openssl_async(args: Vec<String>) -> Output {
     .expect("openssl thread")
 }
 
+/// Runs `pkcs11-tool` (opensc) logged in to the SoftHSM token `token_label` with the test user PIN,
+/// in a blocking thread; returns its output whatever the exit status.
+pub async fn pkcs11_tool(token_label: &str, args: &[&str]) -> Output {
+    let module = kyso_hsm::testing::softhsm_module_path();
+    let mut command = Command::new("pkcs11-tool");
+    command
+        .arg("--module")
+        .arg(module)
+        .args(["--token-label", token_label, "--login", "--pin"])
+        .arg(kyso_hsm::testing::USER_PIN)
+        .args(args);
+    tokio::task::spawn_blocking(move || {
+        command
+            .output()
+            .expect("run pkcs11-tool (is opensc installed?)")
+    })
+    .await
+    .expect("pkcs11-tool thread")
+}
+
+/// `openssl crl` on DER bytes, checked against `ca_pem`, with extra arguments; returns the output.
+pub fn openssl_crl(dir: &Path, der: &[u8], ca_pem: &Path, extra: &[&str]) -> Output {
+    let path = dir.join("crl.der");
+    std::fs::write(&path, der).expect("write CRL");
+    let mut args = vec![
+        "crl",
+        "-in",
+        path.to_str().unwrap_or_default(),
+        "-inform",
+        "DER",
+    ];
+    args.extend(["-CAfile", ca_pem.to_str().unwrap_or_default(), "-noout"]);
+    args.extend(extra);
+    openssl(&args)
+}
+
 /// Both output streams as text, for assertions and failure messages.
 pub fn text(output: &Output) -> String {
     format!(
