@@ -4,6 +4,9 @@
 //! `disallowed-methods` bans outside this crate), so that tests can pin time, certificates and CRLs
 //! can be built "as of" a chosen instant, and a TSA can refuse to work when its clock is not trusted.
 
+mod sync;
+pub use sync::{SyncStatus, interpret_adjtimex, system_sync_status};
+
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -3,6 +3,7 @@
 
 use crate::HsmError;
 use crate::algorithm::{self, HashAlgorithm, KeyAlgorithm, RsaPadding, VerifyError};
+use crate::placement::CallLatency;
 use crate::token::{OpError, Token, ensure_logged_in};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
@@ -34,6 +35,8 @@ struct KeyInner {
     /// Object handles stay valid across the application's sessions; re-found when the token
     /// says otherwise (after a logout or re-insertion).
     handle: Mutex<Option<ObjectHandle>>,
+    /// How long this key's signatures take, which decides where the next one runs.
+    latency: CallLatency,
 }
 
 impl std::fmt::Debug for HsmKey {
@@ -141,6 +144,7 @@ impl HsmKey {
                 algorithm,
                 spki,
                 handle: Mutex::new(handle),
+                latency: CallLatency::default(),
             }),
             hash: algorithm.default_hash(),
             padding: RsaPadding::Pkcs1v15,
@@ -201,14 +205,24 @@ impl HsmKey {
         algorithm::signature_algorithm(self.inner.algorithm, self.hash, self.padding)
     }
 
-    /// Signs `message`: hashed in software where the mechanism needs it.
+    /// Signs `message`: hashed in software where the mechanism needs it. Runs in place when this
+    /// key has been answering within the token's inline budget, else off the async worker.
     pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let latency = &self.inner.latency;
+        if let Some(_permit) = self.inner.token.inline_permit(latency) {
+            return latency.time(|| self.sign_blocking(message));
+        }
         let key = self.clone();
         let message = message.to_vec();
         self.inner
             .token
-            .offload(move || key.sign_blocking(&message))
+            .offload(move || key.inner.latency.time(|| key.sign_blocking(&message)))
             .await
+    }
+
+    /// The recent average time of this key's signatures (`None` before the first).
+    pub fn average_signing_time(&self) -> Option<std::time::Duration> {
+        self.inner.latency.average()
     }
 
     /// [`HsmKey::sign`] on the calling thread (for the synchronous builder traits).
@@ -234,11 +248,15 @@ impl HsmKey {
     /// Signs a digest of `self.hash()` computed elsewhere (CMS over a client-supplied digest).
     pub async fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, HsmError> {
         self.hash.check_digest(digest)?;
+        let latency = &self.inner.latency;
+        if let Some(_permit) = self.inner.token.inline_permit(latency) {
+            return latency.time(|| self.sign_digest_blocking(digest));
+        }
         let key = self.clone();
         let digest = digest.to_vec();
         self.inner
             .token
-            .offload(move || key.sign_digest_blocking(&digest))
+            .offload(move || key.inner.latency.time(|| key.sign_digest_blocking(&digest)))
             .await
     }
 

@@ -17,6 +17,7 @@ mod error;
 mod key;
 mod module;
 mod pin;
+mod placement;
 mod token;
 
 #[cfg(any(test, feature = "testing"))]
@@ -31,4 +32,5 @@ pub use error::HsmError;
 pub use key::{AsyncHsmSigner, HsmKey, HsmPublicKey, HsmSignature};
 pub use module::{MechanismSummary, Module, ModuleInfo, SlotSummary, TokenSummary};
 pub use pin::Pin;
+pub use placement::DEFAULT_INLINE_BUDGET;
 pub use token::{KeySummary, Token};

@@ -4,6 +4,7 @@
 use crate::algorithm::{self, KeyAlgorithm};
 use crate::key::HsmKey;
 use crate::module::{MechanismSummary, Module};
+use crate::placement::{CallLatency, DEFAULT_INLINE_BUDGET, InlineBudget};
 use crate::{HsmError, Pin};
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
@@ -18,7 +19,9 @@ use sha2::Digest;
 use spki::SubjectPublicKeyInfoOwned;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 /// Longest key label accepted (CKA_LABEL has no limit of its own; real HSMs often have one).
 const MAX_LABEL_BYTES: usize = 128;
@@ -47,6 +50,11 @@ struct TokenInner {
     mechanisms: OnceLock<Vec<MechanismType>>,
     /// Serialises key generation so the label check and the generation are one step.
     keygen: tokio::sync::Mutex<()>,
+    /// Signing calls whose measured latency stays below this run on the async worker.
+    inline_budget: InlineBudget,
+    /// Signing calls run in place / off the worker, for metrics and tests.
+    inline_calls: AtomicU64,
+    offloaded_calls: AtomicU64,
 }
 
 struct TokenState {
@@ -213,6 +221,9 @@ impl Token {
                 permits: Arc::new(tokio::sync::Semaphore::new(pool_size)),
                 mechanisms: OnceLock::new(),
                 keygen: tokio::sync::Mutex::new(()),
+                inline_budget: InlineBudget::new(DEFAULT_INLINE_BUDGET),
+                inline_calls: AtomicU64::new(0),
+                offloaded_calls: AtomicU64::new(0),
             }),
         })
     }
@@ -233,6 +244,47 @@ impl Token {
     /// reports and metrics).
     pub fn rebuild_count(&self) -> u64 {
         lock(&self.inner.pool).generation
+    }
+
+    /// Signing calls of a key whose recent average latency is below this budget run in place on
+    /// the async worker (no thread hand-off); slower ones, and every call before the first
+    /// measurement, run off it. `Duration::ZERO` sends every call off the worker.
+    pub fn inline_budget(&self) -> Duration {
+        self.inner.inline_budget.get()
+    }
+
+    /// Changes [`Token::inline_budget`] (it applies to the next call).
+    pub fn set_inline_budget(&self, budget: Duration) {
+        self.inner.inline_budget.set(budget);
+    }
+
+    /// A pool permit for running a signing call in place, if `latency` says the key answers
+    /// within the inline budget and a session is free right now (never waits: waiting belongs in
+    /// async land).
+    pub(crate) fn inline_permit(
+        &self,
+        latency: &CallLatency,
+    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = latency
+            .fits(self.inner.inline_budget.get())
+            .then(|| self.inner.permits.try_acquire().ok())
+            .flatten();
+        let counter = if permit.is_some() {
+            &self.inner.inline_calls
+        } else {
+            &self.inner.offloaded_calls
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        permit
+    }
+
+    /// How many signing calls ran in place on an async worker, and how many off it, since the
+    /// token was opened.
+    pub fn signing_placement_counts(&self) -> (u64, u64) {
+        (
+            self.inner.inline_calls.load(Ordering::Relaxed),
+            self.inner.offloaded_calls.load(Ordering::Relaxed),
+        )
     }
 
     fn slot(&self) -> Slot {

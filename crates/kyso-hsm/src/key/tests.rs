@@ -530,3 +530,48 @@ async fn cms_builder_accepts_an_hsm_key() {
         .expect("der");
     rustcrypto_verify(&key, &attrs, info.signature.as_bytes()).expect("CMS signature verifies");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_keys_sign_in_place_and_slow_ones_off_the_worker() {
+    let token = fresh_token("placement");
+    let key = token
+        .generate_key("fast", KeyAlgorithm::EcP256)
+        .await
+        .expect("generate");
+    // The first signature is measured off the worker: nothing is known about the token yet.
+    token.set_inline_budget(std::time::Duration::from_secs(1));
+    key.sign(b"first").await.expect("sign");
+    assert_eq!(token.signing_placement_counts(), (0, 1));
+    assert!(key.average_signing_time().is_some());
+    // Now known to be fast: in place, and the signatures are still good.
+    for i in 0..5u8 {
+        let msg = [b'm', i];
+        let sig = key.sign(&msg).await.expect("sign in place");
+        rustcrypto_verify(&key, &msg, &sig).expect("verify");
+    }
+    let digest = HashAlgorithm::Sha256.digest(b"digest");
+    key.sign_digest(&digest)
+        .await
+        .expect("sign digest in place");
+    assert_eq!(token.signing_placement_counts(), (6, 1));
+    // A budget no call can meet sends every call off the worker again.
+    token.set_inline_budget(std::time::Duration::ZERO);
+    key.sign(b"off").await.expect("sign off the worker");
+    assert_eq!(token.signing_placement_counts(), (6, 2));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn in_place_signing_works_on_a_current_thread_runtime() {
+    let token = fresh_token("placement-current");
+    let key = token
+        .generate_key("fast", KeyAlgorithm::EcP256)
+        .await
+        .expect("generate");
+    token.set_inline_budget(std::time::Duration::from_secs(1));
+    for i in 0..3u8 {
+        let msg = [b'c', i];
+        let sig = key.sign(&msg).await.expect("sign");
+        rustcrypto_verify(&key, &msg, &sig).expect("verify");
+    }
+    assert_eq!(token.signing_placement_counts(), (2, 1));
+}
