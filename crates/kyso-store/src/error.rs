@@ -52,8 +52,9 @@ pub enum StoreError {
         /// Its key (hex serial, name, id).
         key: String,
     },
-    /// A certificate with this serial already exists (serials are unique per database).
-    #[error("duplicate certificate serial {serial}")]
+    /// A certificate, or a time-stamp token, with this serial already exists (certificate serials
+    /// and time-stamp serials are each unique per database).
+    #[error("duplicate serial {serial}")]
     DuplicateSerial {
         /// Hex serial.
         serial: String,
@@ -61,7 +62,7 @@ pub enum StoreError {
     /// Another unique value collided (CA name, API key hash).
     #[error("{entity} already exists: {key}")]
     AlreadyExists {
-        /// "ca", "api_client".
+        /// "ca", "api_client", "verification".
         entity: &'static str,
         /// The colliding key (never an API key or its hash).
         key: String,

@@ -87,6 +87,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         serial: &[u8],
         der: &[u8],
     ) -> Result<CertificateRecord, StoreError>;
+    /// [`complete_certificate`](Store::complete_certificate) and
+    /// [`append_audit`](Store::append_audit) in one transaction: both are stored or neither is, and
+    /// the caller waits for one commit instead of two. When the completion is refused (`NotFound`,
+    /// `AlreadyCompleted`) no audit record is added; an invalid event (`InvalidInput`) is refused
+    /// before anything runs. A retried completion with the same DER succeeds again and appends the
+    /// event again (every call is audited).
+    async fn complete_certificate_audited(
+        &self,
+        serial: &[u8],
+        der: &[u8],
+        event: &NewAuditEvent,
+    ) -> Result<(CertificateRecord, AuditRecord), StoreError>;
     /// A certificate (reserved or issued) by serial.
     async fn get_certificate(&self, serial: &[u8])
     -> Result<Option<CertificateRecord>, StoreError>;
@@ -166,6 +178,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_key_grants(&self, client_id: i64) -> Result<Vec<String>, StoreError>;
     /// Whether a client may use a signing key (one indexed query).
     async fn has_key_grant(&self, client_id: i64, key_name: &str) -> Result<bool, StoreError>;
+
+    // ---- Time-stamp ledger ----
+
+    /// Records an issued time-stamp token; durable when this returns, so call it before the response
+    /// goes out. `DuplicateSerial` if the serial is already recorded (by any node sharing the
+    /// database): draw a new serial and sign again.
+    async fn record_timestamp(&self, ts: &NewTimestamp) -> Result<TimestampRecord, StoreError>;
+    /// A recorded time-stamp token by serial.
+    async fn get_timestamp(&self, serial: &[u8]) -> Result<Option<TimestampRecord>, StoreError>;
+    /// How many time-stamp tokens are recorded.
+    async fn count_timestamps(&self) -> Result<i64, StoreError>;
+
+    // ---- Verification reports ----
+
+    /// Keeps a verification report and its signed receipt. `AlreadyExists` if the id is taken;
+    /// `UnknownReference` for an unknown client; `InvalidInput` for a malformed id or report.
+    async fn insert_verification(
+        &self,
+        v: &NewVerification,
+    ) -> Result<VerificationRecord, StoreError>;
+    /// A verification report by id (`InvalidInput` for a malformed id).
+    async fn get_verification(&self, id: &str) -> Result<Option<VerificationRecord>, StoreError>;
 
     // ---- Audit ----
 

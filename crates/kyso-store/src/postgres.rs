@@ -64,6 +64,23 @@ impl PostgresStore {
         Ok(result)
     }
 
+    /// Runs `job`, which must be ONE statement, in autocommit mode: a single statement is atomic and
+    /// durable on its own, and this saves the `BEGIN` and `COMMIT` round trips of [`Self::write`].
+    async fn write_one<R, F>(&self, operation: &'static str, job: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<R, StoreError>>
+            + Send
+            + 'static,
+    {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db(operation))?;
+        job(&mut conn).await
+    }
+
     /// The pool, for tests that need to reach under the API (e.g. to tamper with a row).
     #[doc(hidden)]
     pub fn pool(&self) -> &PgPool {
@@ -71,4 +88,4 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, "postgres", " FOR UPDATE");
+impl_store!(PostgresStore, "postgres", " FOR UPDATE", PgConnection);

@@ -24,6 +24,14 @@ pub const MAX_TEXT_LEN: usize = 4096;
 pub const MAX_AUDIT_DETAILS_LEN: usize = 64 * 1024;
 /// Largest page any `list_*` call returns; bigger limits are clamped to this.
 pub const MAX_PAGE: u32 = 1000;
+/// Largest timestamp message imprint accepted, in bytes (a SHA-512 digest is 64).
+pub const MAX_IMPRINT_LEN: usize = 64;
+/// Largest timestamp request nonce accepted, in bytes.
+pub const MAX_NONCE_LEN: usize = 64;
+/// Longest verification report id accepted, in bytes (ids appear in URLs).
+pub const MAX_VERIFICATION_ID_LEN: usize = 64;
+/// Largest verification report JSON accepted, in bytes.
+pub const MAX_VERIFICATION_REPORT_LEN: usize = 4 * 1024 * 1024;
 
 /// Role of a certificate authority in the hierarchy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -468,6 +476,95 @@ pub struct AuditRecord {
     /// SHA-256 of this record's canonical encoding.
     #[serde(with = "hexbytes")]
     pub hash: Vec<u8>,
+}
+
+/// A time-stamp token to record in the ledger (`Store::record_timestamp`) before it is sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTimestamp {
+    /// TSTInfo serialNumber bytes (1..=20 bytes; unique across the whole database).
+    #[serde(with = "hexbytes")]
+    pub serial: Vec<u8>,
+    /// TSTInfo genTime in unix microseconds (genTime may carry fractions of a second).
+    pub gen_time_micros: i64,
+    /// The TSA policy the token was issued under, dotted OID text.
+    pub policy: String,
+    /// Hash algorithm of the message imprint, e.g. "sha256" or its dotted OID.
+    pub hash_algorithm: String,
+    /// The hashed message (1..=[`MAX_IMPRINT_LEN`] bytes).
+    #[serde(with = "hexbytes")]
+    pub message_imprint: Vec<u8>,
+    /// The request nonce, if any (at most [`MAX_NONCE_LEN`] bytes).
+    #[serde(with = "hexbytes_opt")]
+    pub nonce: Option<Vec<u8>>,
+    /// SHA-256 of the whole TimeStampToken DER (32 bytes).
+    #[serde(with = "hexbytes")]
+    pub token_sha256: Vec<u8>,
+    /// Name of the TSA key that signed it.
+    pub tsa_key: String,
+}
+
+/// A recorded time-stamp token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampRecord {
+    /// TSTInfo serialNumber bytes.
+    #[serde(with = "hexbytes")]
+    pub serial: Vec<u8>,
+    /// genTime, unix microseconds.
+    pub gen_time_micros: i64,
+    /// TSA policy, dotted OID text.
+    pub policy: String,
+    /// Hash algorithm of the message imprint.
+    pub hash_algorithm: String,
+    /// The hashed message.
+    #[serde(with = "hexbytes")]
+    pub message_imprint: Vec<u8>,
+    /// The request nonce, if any.
+    #[serde(with = "hexbytes_opt")]
+    pub nonce: Option<Vec<u8>>,
+    /// SHA-256 of the TimeStampToken DER.
+    #[serde(with = "hexbytes")]
+    pub token_sha256: Vec<u8>,
+    /// Name of the signing TSA key.
+    pub tsa_key: String,
+    /// When it was recorded, unix seconds (the store's clock).
+    pub created_at: i64,
+}
+
+/// A verification report to keep (`Store::insert_verification`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewVerification {
+    /// Report id chosen by the caller (uuid-like; 1..=[`MAX_VERIFICATION_ID_LEN`] bytes of ASCII
+    /// letters, digits, `-` and `_`).
+    pub id: String,
+    /// When the verification ran, unix seconds (as stated in the report and its receipt).
+    pub created_at: i64,
+    /// The API client that asked, if any (must exist).
+    pub client_id: Option<i64>,
+    /// ETSI EN 319 102-1 main indication, e.g. "TOTAL-PASSED" (kept in its own column for statistics).
+    pub indication: String,
+    /// The report as JSON text (must be JSON; at most [`MAX_VERIFICATION_REPORT_LEN`] bytes).
+    pub report_json: String,
+    /// The signed receipt (e.g. a CMS SignedData over the report), DER.
+    #[serde(with = "b64")]
+    pub receipt_der: Vec<u8>,
+}
+
+/// A stored verification report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    /// Report id.
+    pub id: String,
+    /// When the verification ran, unix seconds.
+    pub created_at: i64,
+    /// The API client that asked, if any.
+    pub client_id: Option<i64>,
+    /// Main indication.
+    pub indication: String,
+    /// The report, JSON text exactly as given.
+    pub report_json: String,
+    /// The signed receipt, DER.
+    #[serde(with = "b64")]
+    pub receipt_der: Vec<u8>,
 }
 
 mod hexbytes {

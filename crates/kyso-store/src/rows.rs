@@ -5,6 +5,7 @@ use crate::error::StoreError;
 use crate::records::{
     ApiClientRecord, AuditRecord, CaRecord, CaRole, CertificateRecord, CertificateStatusRecord,
     CrlRecord, KeyLocation, RevocationReason, RevokedEntry, StaffFields, StaffRecord,
+    TimestampRecord, VerificationRecord,
 };
 
 /// Columns of `cas`, in [`CaRow`] order.
@@ -23,6 +24,16 @@ macro_rules! cert_columns {
     };
 }
 pub(crate) use cert_columns;
+
+/// Columns of `certificates` in [`CertificateRow`] order, with `der` left out (a NULL in its place):
+/// for statements whose caller already holds the DER, so it does not travel back.
+macro_rules! cert_columns_without_der {
+    () => {
+        "serial, ca, profile, subject, staff_id, key_token, key_label, not_before, not_after, \
+         CAST(NULL AS BYTEA) AS der, status, revoked_at, revocation_reason, replaces, replaced_by, created_at"
+    };
+}
+pub(crate) use cert_columns_without_der;
 
 /// Columns of `crls`, in [`CrlRow`] order.
 macro_rules! crl_columns {
@@ -48,6 +59,23 @@ macro_rules! client_columns {
     };
 }
 pub(crate) use client_columns;
+
+/// Columns of `timestamps`, in [`TimestampRow`] order.
+macro_rules! timestamp_columns {
+    () => {
+        "serial, gen_time_micros, policy, hash_algorithm, message_imprint, nonce, token_sha256, tsa_key, \
+         created_at"
+    };
+}
+pub(crate) use timestamp_columns;
+
+/// Columns of `verifications`, in [`VerificationRow`] order.
+macro_rules! verification_columns {
+    () => {
+        "id, created_at, client_id, indication, report_json, receipt_der"
+    };
+}
+pub(crate) use verification_columns;
 
 /// Columns of `audit_log`, in [`AuditRow`] order.
 macro_rules! audit_columns {
@@ -340,6 +368,58 @@ impl AuditRow {
             prev_hash: self.prev_hash,
             hash: self.hash,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TimestampRow {
+    serial: Vec<u8>,
+    gen_time_micros: i64,
+    policy: String,
+    hash_algorithm: String,
+    message_imprint: Vec<u8>,
+    nonce: Option<Vec<u8>>,
+    token_sha256: Vec<u8>,
+    tsa_key: String,
+    created_at: i64,
+}
+
+impl TimestampRow {
+    pub(crate) fn into_record(self) -> TimestampRecord {
+        TimestampRecord {
+            serial: self.serial,
+            gen_time_micros: self.gen_time_micros,
+            policy: self.policy,
+            hash_algorithm: self.hash_algorithm,
+            message_imprint: self.message_imprint,
+            nonce: self.nonce,
+            token_sha256: self.token_sha256,
+            tsa_key: self.tsa_key,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct VerificationRow {
+    id: String,
+    created_at: i64,
+    client_id: Option<i64>,
+    indication: String,
+    report_json: String,
+    receipt_der: Vec<u8>,
+}
+
+impl VerificationRow {
+    pub(crate) fn into_record(self) -> VerificationRecord {
+        VerificationRecord {
+            id: self.id,
+            created_at: self.created_at,
+            client_id: self.client_id,
+            indication: self.indication,
+            report_json: self.report_json,
+            receipt_der: self.receipt_der,
+        }
     }
 }
 

@@ -6,8 +6,13 @@
 //! - `async fn write(&self, operation, job) -> Result<R, StoreError>`, which runs `job` on a
 //!   connection inside a transaction and returns once that transaction has committed (SQLite: queued
 //!   to the group-commit writer; PostgreSQL: its own transaction on the pool);
+//! - `async fn write_one(&self, operation, job)`: the same for a job that is ONE statement (SQLite:
+//!   the group-commit writer again; PostgreSQL: the statement in autocommit mode, which is atomic
+//!   on its own and saves the `BEGIN` and `COMMIT` round trips);
 //! - `$lock`: the row-lock suffix for reads that must serialise writers (`" FOR UPDATE"` on
-//!   PostgreSQL; empty on SQLite, where `BEGIN IMMEDIATE` already holds the database write lock).
+//!   PostgreSQL; empty on SQLite, where `BEGIN IMMEDIATE` already holds the database write lock);
+//! - `$conn`: the backend's connection type, for the steps that several methods share
+//!   (`complete_on`, `append_audit_on`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +21,7 @@ use std::pin::Pin;
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 macro_rules! impl_store {
-    ($store:ty, $backend:literal, $lock:literal) => {
+    ($store:ty, $backend:literal, $lock:literal, $conn:ty) => {
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             fn backend(&self) -> &'static str {
@@ -96,13 +101,13 @@ macro_rules! impl_store {
                 validate::reservation(r)?;
                 let now = self.clock.now_unix();
                 let r = r.clone();
-                self.write("reserve_certificate", move |conn| Box::pin(async move {
-                    let row: CertificateRow = sqlx::query_as(concat!(
+                // One INSERT; the record is built from what was inserted rather than read back.
+                self.write_one("reserve_certificate", move |conn| Box::pin(async move {
+                    sqlx::query(
                         "INSERT INTO certificates (serial, ca, profile, subject, staff_id, key_token, key_label, \
                          not_before, not_after, replaces, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
-                        cert_columns!()
-                    ))
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
                     .bind(&r.serial)
                     .bind(&r.ca)
                     .bind(&r.profile)
@@ -114,7 +119,7 @@ macro_rules! impl_store {
                     .bind(r.not_after)
                     .bind(&r.replaces)
                     .bind(now)
-                    .fetch_one(&mut *conn)
+                    .execute(&mut *conn)
                     .await
                     .map_err(|e| {
                         if is_unique_violation(&e) {
@@ -125,7 +130,23 @@ macro_rules! impl_store {
                             StoreError::Database { operation: "reserve_certificate", source: e }
                         }
                     })?;
-                    row.into_record()
+                    Ok(CertificateRecord {
+                        serial: r.serial,
+                        ca: r.ca,
+                        profile: r.profile,
+                        subject: r.subject,
+                        staff_id: r.staff_id,
+                        key_location: r.key_location,
+                        not_before: r.not_before,
+                        not_after: r.not_after,
+                        der: None,
+                        status: CertStatus::Good,
+                        revoked_at: None,
+                        revocation_reason: None,
+                        replaces: r.replaces,
+                        replaced_by: None,
+                        created_at: now,
+                    })
                 })).await
             }
 
@@ -135,45 +156,31 @@ macro_rules! impl_store {
                 let op = "complete_certificate";
                 let (serial, der) = (serial.to_vec(), der.to_vec());
                 self.write(op, move |conn| Box::pin(async move {
-                    let current: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(concat!(
-                        "SELECT der, replaces FROM certificates WHERE serial = $1",
-                        $lock
-                    ))
-                    .bind(&serial)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(StoreError::db(op))?;
-                    let Some((stored_der, replaces)) = current else {
-                        return Err(StoreError::NotFound { entity: "certificate", key: hex::encode(&serial) });
-                    };
-                    match stored_der {
-                        // A retried completion with the same certificate is not an error.
-                        Some(stored) if stored == der => {}
-                        Some(_) => return Err(StoreError::AlreadyCompleted { serial: hex::encode(&serial) }),
-                        None => {
-                            sqlx::query("UPDATE certificates SET der = $2 WHERE serial = $1")
-                                .bind(&serial)
-                                .bind(&der)
-                                .execute(&mut *conn)
-                                .await
-                                .map_err(StoreError::db(op))?;
-                            if let Some(old) = &replaces {
-                                sqlx::query("UPDATE certificates SET replaced_by = $2 WHERE serial = $1")
-                                    .bind(old)
-                                    .bind(&serial)
-                                    .execute(&mut *conn)
-                                    .await
-                                    .map_err(StoreError::db(op))?;
-                            }
-                        }
-                    }
-                    let row: CertificateRow =
-                        sqlx::query_as(concat!("SELECT ", cert_columns!(), " FROM certificates WHERE serial = $1"))
-                            .bind(&serial)
-                            .fetch_one(&mut *conn)
-                            .await
-                            .map_err(StoreError::db(op))?;
-                    row.into_record()
+                    <$store>::complete_on(conn, &serial, der, op).await
+                })).await
+            }
+
+            async fn complete_certificate_audited(
+                &self,
+                serial: &[u8],
+                der: &[u8],
+                event: &NewAuditEvent,
+            ) -> Result<(CertificateRecord, AuditRecord), StoreError> {
+                validate::serial(serial)?;
+                validate::der("certificate.der", der)?;
+                let details = validate::audit_event(event)?;
+                let op = "complete_certificate_audited";
+                let (serial, der, event) = (serial.to_vec(), der.to_vec(), event.clone());
+                let clock = self.clock.clone();
+                self.write(op, move |conn| Box::pin(async move {
+                    // Completion first: a refusal there comes before any write (so, on SQLite, the
+                    // rest of a group-commit batch is unaffected), and on PostgreSQL the audit head,
+                    // which every node queues on, is locked only for the append and the commit.
+                    // Any failure after the completion wrote is not a refusal, so the whole
+                    // transaction is rolled back: both or neither.
+                    let certificate = <$store>::complete_on(&mut *conn, &serial, der, op).await?;
+                    let audit = <$store>::append_audit_on(conn, &clock, event, details, op).await?;
+                    Ok((certificate, audit))
                 })).await
             }
 
@@ -641,80 +648,125 @@ macro_rules! impl_store {
                 Ok(found.is_some())
             }
 
+            // ---- Time-stamp ledger ----
+
+            async fn record_timestamp(&self, ts: &NewTimestamp) -> Result<TimestampRecord, StoreError> {
+                validate::timestamp(ts)?;
+                let now = self.clock.now_unix();
+                let ts = ts.clone();
+                self.write_one("record_timestamp", move |conn| Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO timestamps (serial, gen_time_micros, policy, hash_algorithm, message_imprint, \
+                         nonce, token_sha256, tsa_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(&ts.serial)
+                    .bind(ts.gen_time_micros)
+                    .bind(&ts.policy)
+                    .bind(&ts.hash_algorithm)
+                    .bind(&ts.message_imprint)
+                    .bind(&ts.nonce)
+                    .bind(&ts.token_sha256)
+                    .bind(&ts.tsa_key)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::DuplicateSerial { serial: hex::encode(&ts.serial) }
+                        } else {
+                            StoreError::Database { operation: "record_timestamp", source: e }
+                        }
+                    })?;
+                    Ok(TimestampRecord {
+                        serial: ts.serial,
+                        gen_time_micros: ts.gen_time_micros,
+                        policy: ts.policy,
+                        hash_algorithm: ts.hash_algorithm,
+                        message_imprint: ts.message_imprint,
+                        nonce: ts.nonce,
+                        token_sha256: ts.token_sha256,
+                        tsa_key: ts.tsa_key,
+                        created_at: now,
+                    })
+                })).await
+            }
+
+            async fn get_timestamp(&self, serial: &[u8]) -> Result<Option<TimestampRecord>, StoreError> {
+                validate::serial(serial)?;
+                let row: Option<TimestampRow> =
+                    sqlx::query_as(concat!("SELECT ", timestamp_columns!(), " FROM timestamps WHERE serial = $1"))
+                        .bind(serial)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(StoreError::db("get_timestamp"))?;
+                Ok(row.map(TimestampRow::into_record))
+            }
+
+            async fn count_timestamps(&self) -> Result<i64, StoreError> {
+                sqlx::query_scalar("SELECT COUNT(*) FROM timestamps")
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(StoreError::db("count_timestamps"))
+            }
+
+            // ---- Verification reports ----
+
+            async fn insert_verification(&self, v: &NewVerification) -> Result<VerificationRecord, StoreError> {
+                validate::verification(v)?;
+                let v = v.clone();
+                self.write_one("insert_verification", move |conn| Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO verifications (id, created_at, client_id, indication, report_json, receipt_der) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&v.id)
+                    .bind(v.created_at)
+                    .bind(v.client_id)
+                    .bind(&v.indication)
+                    .bind(&v.report_json)
+                    .bind(&v.receipt_der)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::AlreadyExists { entity: "verification", key: v.id.clone() }
+                        } else if is_foreign_key_violation(&e) {
+                            StoreError::UnknownReference { what: "verification.client_id" }
+                        } else {
+                            StoreError::Database { operation: "insert_verification", source: e }
+                        }
+                    })?;
+                    Ok(VerificationRecord {
+                        id: v.id,
+                        created_at: v.created_at,
+                        client_id: v.client_id,
+                        indication: v.indication,
+                        report_json: v.report_json,
+                        receipt_der: v.receipt_der,
+                    })
+                })).await
+            }
+
+            async fn get_verification(&self, id: &str) -> Result<Option<VerificationRecord>, StoreError> {
+                validate::verification_id(id)?;
+                let row: Option<VerificationRow> =
+                    sqlx::query_as(concat!("SELECT ", verification_columns!(), " FROM verifications WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(StoreError::db("get_verification"))?;
+                Ok(row.map(VerificationRow::into_record))
+            }
+
             // ---- Audit ----
 
             async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRecord, StoreError> {
-                validate::text("audit.actor", &event.actor)?;
-                validate::non_empty("audit.action", &event.action)?;
-                validate::text("audit.target", &event.target)?;
-                let details = serde_json::to_string(&event.details).map_err(|e| StoreError::InvalidInput {
-                    field: "audit.details",
-                    reason: e.to_string(),
-                })?;
-                validate::audit_details(&details)?;
+                let details = validate::audit_event(event)?;
                 let op = "append_audit";
                 let event = event.clone();
                 let clock = self.clock.clone();
                 self.write(op, move |conn| Box::pin(async move {
-                    // The head row is the chain's lock: every appender, on every node, queues on it.
-                    let (last_seq, last_hash): (i64, Vec<u8>) = sqlx::query_as(concat!(
-                        "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
-                        $lock
-                    ))
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(StoreError::db(op))?;
-                    let prev_hash: [u8; $crate::audit::HASH_LEN] = last_hash
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt { what: "audit head hash", detail: hex::encode(&last_hash) })?;
-                    let seq = last_seq + 1;
-                    // Time is read under the lock so `at` never decreases along the chain.
-                    let at = clock.now_unix();
-                    let input = $crate::audit::AuditHashInput {
-                        seq,
-                        at,
-                        actor: &event.actor,
-                        action: &event.action,
-                        target: &event.target,
-                        outcome: event.outcome,
-                        details: &details,
-                        prev_hash: &prev_hash,
-                    };
-                    let hash = input.hash();
-                    sqlx::query(
-                        "INSERT INTO audit_log (seq, at, actor, action, target, outcome, details, prev_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(seq)
-                    .bind(at)
-                    .bind(&event.actor)
-                    .bind(&event.action)
-                    .bind(&event.target)
-                    .bind(event.outcome.as_str())
-                    .bind(&details)
-                    .bind(prev_hash.as_slice())
-                    .bind(hash.as_slice())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db(op))?;
-                    sqlx::query("UPDATE audit_head SET last_seq = $1, last_hash = $2 WHERE id = 1")
-                        .bind(seq)
-                        .bind(hash.as_slice())
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::db(op))?;
-                    Ok(AuditRecord {
-                        seq,
-                        at,
-                        actor: event.actor,
-                        action: event.action,
-                        target: event.target,
-                        outcome: event.outcome,
-                        details,
-                        prev_hash: prev_hash.to_vec(),
-                        hash: hash.to_vec(),
-                    })
+                    <$store>::append_audit_on(conn, &clock, event, details, op).await
                 })).await
             }
 
@@ -734,6 +786,136 @@ macro_rules! impl_store {
         }
 
         impl $store {
+            /// Completes a reserved certificate inside the caller's transaction. In the usual case this
+            /// is one UPDATE (two with a renewal link); the DER is not read back, the caller has it.
+            /// Refusals (`NotFound`, `AlreadyCompleted`) come before any write.
+            async fn complete_on(
+                conn: &mut $conn,
+                serial: &[u8],
+                der: Vec<u8>,
+                op: &'static str,
+            ) -> Result<CertificateRecord, StoreError> {
+                // `der IS NULL` makes the completion happen once; on PostgreSQL the UPDATE takes the
+                // row lock, so a concurrent completion waits and then finds the DER set.
+                let completed: Option<CertificateRow> = sqlx::query_as(concat!(
+                    "UPDATE certificates SET der = $2 WHERE serial = $1 AND der IS NULL RETURNING ",
+                    cert_columns_without_der!()
+                ))
+                .bind(serial)
+                .bind(&der)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::db(op))?;
+                let mut record = match completed {
+                    Some(row) => {
+                        let record = row.into_record()?;
+                        if let Some(old) = &record.replaces {
+                            sqlx::query("UPDATE certificates SET replaced_by = $2 WHERE serial = $1")
+                                .bind(old)
+                                .bind(serial)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(StoreError::db(op))?;
+                        }
+                        record
+                    }
+                    None => {
+                        // Unknown, or completed already: a retry with the same certificate is fine.
+                        let row: Option<CertificateRow> = sqlx::query_as(concat!(
+                            "SELECT ",
+                            cert_columns!(),
+                            " FROM certificates WHERE serial = $1"
+                        ))
+                        .bind(serial)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(StoreError::db(op))?;
+                        let Some(row) = row else {
+                            return Err(StoreError::NotFound { entity: "certificate", key: hex::encode(serial) });
+                        };
+                        let record = row.into_record()?;
+                        match &record.der {
+                            Some(stored) if *stored == der => return Ok(record),
+                            Some(_) => return Err(StoreError::AlreadyCompleted { serial: hex::encode(serial) }),
+                            // The conditional UPDATE above would have matched this row.
+                            None => {
+                                return Err(StoreError::Corrupt {
+                                    what: "certificate completion",
+                                    detail: format!("{} still reserved after completing it", hex::encode(serial)),
+                                });
+                            }
+                        }
+                    }
+                };
+                record.der = Some(der);
+                Ok(record)
+            }
+
+            /// Appends `event` (its compact JSON `details` already checked) to the hash chain inside
+            /// the caller's transaction: one read of the chain head (row-locked on PostgreSQL) and one INSERT; a
+            /// trigger on `audit_log` advances the head in that same statement.
+            async fn append_audit_on(
+                conn: &mut $conn,
+                clock: &kyso_clock::SharedClock,
+                event: NewAuditEvent,
+                details: String,
+                op: &'static str,
+            ) -> Result<AuditRecord, StoreError> {
+                // The head row is the chain's lock: every appender, on every node, queues on it.
+                let (last_seq, last_hash): (i64, Vec<u8>) = sqlx::query_as(concat!(
+                    "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
+                    $lock
+                ))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(StoreError::db(op))?;
+                let prev_hash: [u8; $crate::audit::HASH_LEN] = last_hash
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt { what: "audit head hash", detail: hex::encode(&last_hash) })?;
+                let seq = last_seq + 1;
+                // Time is read under the lock so `at` never decreases along the chain.
+                let at = clock.now_unix();
+                let input = $crate::audit::AuditHashInput {
+                    seq,
+                    at,
+                    actor: &event.actor,
+                    action: &event.action,
+                    target: &event.target,
+                    outcome: event.outcome,
+                    details: &details,
+                    prev_hash: &prev_hash,
+                };
+                let hash = input.hash();
+                sqlx::query(
+                    "INSERT INTO audit_log (seq, at, actor, action, target, outcome, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(seq)
+                .bind(at)
+                .bind(&event.actor)
+                .bind(&event.action)
+                .bind(&event.target)
+                .bind(event.outcome.as_str())
+                .bind(&details)
+                .bind(prev_hash.as_slice())
+                .bind(hash.as_slice())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db(op))?;
+                Ok(AuditRecord {
+                    seq,
+                    at,
+                    actor: event.actor,
+                    action: event.action,
+                    target: event.target,
+                    outcome: event.outcome,
+                    details,
+                    prev_hash: prev_hash.to_vec(),
+                    hash: hash.to_vec(),
+                })
+            }
+
             /// Why a conditional status update changed nothing: unknown serial or a forbidden transition.
             async fn transition_refused(&self, serial: &[u8], operation: &'static str) -> StoreError {
                 let status: Result<Option<String>, sqlx::Error> =

@@ -143,6 +143,17 @@ impl SqliteStore {
         answer.await.map_err(|_| gone())?
     }
 
+    /// A one-statement write: on SQLite the same group-commit path as any other write.
+    async fn write_one<R, F>(&self, operation: &'static str, job: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, StoreError>>
+            + Send
+            + 'static,
+    {
+        self.write(operation, job).await
+    }
+
     /// The write pool, for tests that need to reach under the API (e.g. to tamper with a row).
     #[doc(hidden)]
     pub fn pool(&self) -> &SqlitePool {
@@ -150,7 +161,7 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, "sqlite", "");
+impl_store!(SqliteStore, "sqlite", "", SqliteConnection);
 
 /// One queued write, type-erased so jobs with different results share the queue.
 trait WriteJob: Send {

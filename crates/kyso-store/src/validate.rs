@@ -2,8 +2,9 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    CertificateReservation, MAX_AUDIT_DETAILS_LEN, MAX_DER_LEN, MAX_PAGE, MAX_SERIAL_LEN,
-    MAX_TEXT_LEN, NewApiClient, NewCa, NewCrl, StaffFields,
+    CertificateReservation, MAX_AUDIT_DETAILS_LEN, MAX_DER_LEN, MAX_IMPRINT_LEN, MAX_NONCE_LEN,
+    MAX_PAGE, MAX_SERIAL_LEN, MAX_TEXT_LEN, MAX_VERIFICATION_ID_LEN, MAX_VERIFICATION_REPORT_LEN,
+    NewApiClient, NewAuditEvent, NewCa, NewCrl, NewTimestamp, NewVerification, StaffFields,
 };
 
 pub(crate) fn serial(serial: &[u8]) -> Result<(), StoreError> {
@@ -162,4 +163,129 @@ pub(crate) fn audit_details(details: &str) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Checks an audit event and returns its details as the compact JSON text that is stored and hashed.
+pub(crate) fn audit_event(event: &NewAuditEvent) -> Result<String, StoreError> {
+    text("audit.actor", &event.actor)?;
+    non_empty("audit.action", &event.action)?;
+    text("audit.target", &event.target)?;
+    let details = serde_json::to_string(&event.details).map_err(|e| StoreError::InvalidInput {
+        field: "audit.details",
+        reason: e.to_string(),
+    })?;
+    audit_details(&details)?;
+    Ok(details)
+}
+
+fn bytes(field: &'static str, value: &[u8], min: usize, max: usize) -> Result<(), StoreError> {
+    if value.len() < min || value.len() > max {
+        return Err(StoreError::InvalidInput {
+            field,
+            reason: format!("must be {min} to {max} bytes, got {}", value.len()),
+        });
+    }
+    Ok(())
+}
+
+/// A dotted OID: at least two arcs, each a run of ASCII digits.
+fn dotted_oid(field: &'static str, value: &str) -> Result<(), StoreError> {
+    text(field, value)?;
+    let arcs: Vec<&str> = value.split('.').collect();
+    if arcs.len() < 2
+        || arcs
+            .iter()
+            .any(|arc| arc.is_empty() || !arc.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(StoreError::InvalidInput {
+            field,
+            reason: "must be a dotted OID such as 1.2.3".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn timestamp(ts: &NewTimestamp) -> Result<(), StoreError> {
+    bytes("timestamp.serial", &ts.serial, 1, MAX_SERIAL_LEN)?;
+    dotted_oid("timestamp.policy", &ts.policy)?;
+    non_empty("timestamp.hash_algorithm", &ts.hash_algorithm)?;
+    bytes(
+        "timestamp.message_imprint",
+        &ts.message_imprint,
+        1,
+        MAX_IMPRINT_LEN,
+    )?;
+    if let Some(nonce) = &ts.nonce {
+        bytes("timestamp.nonce", nonce, 1, MAX_NONCE_LEN)?;
+    }
+    bytes("timestamp.token_sha256", &ts.token_sha256, 32, 32)?;
+    non_empty("timestamp.tsa_key", &ts.tsa_key)
+}
+
+pub(crate) fn verification_id(id: &str) -> Result<(), StoreError> {
+    if id.is_empty()
+        || id.len() > MAX_VERIFICATION_ID_LEN
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(StoreError::InvalidInput {
+            field: "verification.id",
+            reason: format!(
+                "must be 1 to {MAX_VERIFICATION_ID_LEN} ASCII letters, digits, '-' or '_'"
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn verification(v: &NewVerification) -> Result<(), StoreError> {
+    verification_id(&v.id)?;
+    non_empty("verification.indication", &v.indication)?;
+    if v.report_json.len() > MAX_VERIFICATION_REPORT_LEN {
+        return Err(StoreError::InvalidInput {
+            field: "verification.report_json",
+            reason: format!("longer than {MAX_VERIFICATION_REPORT_LEN} bytes"),
+        });
+    }
+    // Syntax check only (nothing is built): the stored text is served back as JSON.
+    serde_json::from_str::<serde::de::IgnoredAny>(&v.report_json).map_err(|e| {
+        StoreError::InvalidInput {
+            field: "verification.report_json",
+            reason: format!("not JSON: {e}"),
+        }
+    })?;
+    der("verification.receipt_der", &v.receipt_der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_dotted_oid_shapes() {
+        for good in ["1.2", "1.3.6.1.4.1.99999.1", "2.16.840.1.101.3.4.2.1"] {
+            assert!(dotted_oid("policy", good).is_ok(), "{good}");
+        }
+        for bad in ["", "1", "1.", ".1", "1..2", "1.2a", "1.-2", "１.２"] {
+            assert!(dotted_oid("policy", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn validate_verification_id_bounds_and_charset() {
+        assert!(verification_id("01J9ZQ4X7K3M5N8P2R6T0V1W3Y").is_ok());
+        assert!(verification_id("5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f").is_ok());
+        assert!(verification_id(&"a".repeat(MAX_VERIFICATION_ID_LEN)).is_ok());
+        for bad in [
+            String::new(),
+            "a".repeat(MAX_VERIFICATION_ID_LEN + 1),
+            "a/b".into(),
+            "a b".into(),
+            "mã-số".into(),
+        ] {
+            let err = verification_id(&bad).expect_err("refused");
+            assert_eq!(err.code(), "invalid_input", "{bad:?}");
+        }
+    }
 }

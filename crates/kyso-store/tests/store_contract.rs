@@ -101,6 +101,11 @@ cases!(
     audit_tampering_is_detected,
     two_handles_share_one_database,
     ping_and_bad_input,
+    certificates_complete_audited_both_or_neither,
+    certificates_complete_audited_concurrent_chain,
+    timestamps_ledger_record_get_count,
+    timestamps_same_serial_concurrent_writers,
+    verifications_insert_get,
 );
 
 /// Every case on PostgreSQL, each in a fresh database of one throwaway cluster.
@@ -1173,5 +1178,496 @@ async fn ping_and_bad_input(env: Env) {
             .await
             .expect("limit 0 clamps to 1")
             .is_empty()
+    );
+}
+
+// ---- issue 3: audited completion, time-stamp ledger, verification reports ----
+
+fn issue_event(serial: &[u8]) -> NewAuditEvent {
+    NewAuditEvent {
+        actor: "client:1".into(),
+        action: "certificate.issue".into(),
+        target: hex::encode(serial),
+        outcome: AuditOutcome::Success,
+        details: serde_json::json!({ "profile": "staff-signing" }),
+    }
+}
+
+async fn certificates_complete_audited_both_or_neither(env: Env) {
+    let store = env.store.clone();
+    seed_cas(&store).await;
+    let s = serial(1);
+    let der = vec![0x30, 0x03, 0x02, 0x01, 0x01];
+    let reserved = store
+        .reserve_certificate(&reservation(&s, "kyso-issuing"))
+        .await
+        .expect("reserve");
+    assert_eq!(
+        store.get_certificate(&s).await.expect("get"),
+        Some(reserved.clone()),
+        "the reservation record is what was stored"
+    );
+    let (cert, audit) = store
+        .complete_certificate_audited(&s, &der, &issue_event(&s))
+        .await
+        .expect("complete audited");
+    assert_eq!(cert.der.as_deref(), Some(der.as_slice()));
+    assert_eq!(
+        store.get_certificate(&s).await.expect("get"),
+        Some(cert.clone())
+    );
+    assert_eq!((audit.seq, audit.at), (1, T0));
+    assert_eq!(audit.target, hex::encode(&s));
+    assert_eq!(store.list_audit(1, 10).await.expect("list"), vec![audit]);
+
+    // Refused completions add no audit record.
+    let err = store
+        .complete_certificate_audited(&serial(404), &der, &issue_event(&serial(404)))
+        .await
+        .expect_err("unknown serial");
+    assert_eq!(err.code(), "not_found");
+    let err = store
+        .complete_certificate_audited(&s, &[0x30, 0x00], &issue_event(&s))
+        .await
+        .expect_err("other DER");
+    assert_eq!(err.code(), "already_completed");
+    assert_eq!(store.list_audit(1, 10).await.expect("list").len(), 1);
+
+    // An invalid event is refused before the completion runs.
+    let s2 = serial(2);
+    store
+        .reserve_certificate(&reservation(&s2, "kyso-issuing"))
+        .await
+        .expect("reserve 2");
+    let big = NewAuditEvent {
+        details: serde_json::Value::String("y".repeat(MAX_AUDIT_DETAILS_LEN + 1)),
+        ..issue_event(&s2)
+    };
+    let err = store
+        .complete_certificate_audited(&s2, &der, &big)
+        .await
+        .expect_err("big details");
+    assert_eq!(err.code(), "invalid_input");
+    assert!(
+        !store
+            .get_certificate(&s2)
+            .await
+            .expect("get")
+            .expect("present")
+            .is_issued()
+    );
+
+    // A failing audit append (the head is made to point at an existing seq, so the INSERT collides)
+    // takes the completion down with it.
+    assert_eq!(
+        env.backdoor
+            .exec("UPDATE audit_head SET last_seq = 0")
+            .await,
+        1
+    );
+    let err = store
+        .complete_certificate_audited(&s2, &der, &issue_event(&s2))
+        .await
+        .expect_err("audit insert collides");
+    assert!(!err.is_refusal(), "{err:?}");
+    assert!(
+        !store
+            .get_certificate(&s2)
+            .await
+            .expect("get")
+            .expect("present")
+            .is_issued(),
+        "completion rolled back with the failed audit append"
+    );
+    assert_eq!(store.list_audit(1, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        env.backdoor
+            .exec(
+                "UPDATE audit_head SET last_seq = 1, \
+                 last_hash = (SELECT hash FROM audit_log WHERE seq = 1)"
+            )
+            .await,
+        1
+    );
+
+    // Renewal link, then an idempotent retry (same DER), which is audited again.
+    let s3 = serial(3);
+    let mut r = reservation(&s3, "kyso-issuing");
+    r.replaces = Some(s2.clone());
+    store.reserve_certificate(&r).await.expect("reserve 3");
+    store
+        .complete_certificate(&s2, &der)
+        .await
+        .expect("complete 2");
+    let (renewed, _) = store
+        .complete_certificate_audited(&s3, &der, &issue_event(&s3))
+        .await
+        .expect("complete 3");
+    assert_eq!(renewed.replaces, Some(s2.clone()));
+    assert_eq!(
+        store
+            .get_certificate(&s2)
+            .await
+            .expect("get")
+            .and_then(|c| c.replaced_by),
+        Some(s3.clone())
+    );
+    let (again, audit) = store
+        .complete_certificate_audited(&s3, &der, &issue_event(&s3))
+        .await
+        .expect("retry with the same DER");
+    assert_eq!(again, renewed);
+    assert_eq!(audit.seq, 3);
+    let records = store.list_audit(1, 10).await.expect("list");
+    assert_eq!(records.len(), 3);
+    assert_eq!(verify_chain(&records), Ok(()));
+}
+
+async fn certificates_complete_audited_concurrent_chain(env: Env) {
+    let store = env.store.clone();
+    let second = env.second_handle().await;
+    seed_cas(&store).await;
+    // Issuances (some refused: unknown serials) on two handles, interleaved with plain appends, all
+    // sharing group-commit batches on SQLite.
+    let tasks: Vec<_> = (0..60u32)
+        .map(|i| {
+            let node = if i % 2 == 0 {
+                store.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move {
+                let s = serial(1000 + i);
+                match i % 3 {
+                    0 => node
+                        .append_audit(&event(format!("plain-{i}"), i as usize))
+                        .await
+                        .map(|_| "plain"),
+                    1 => node
+                        .complete_certificate_audited(&s, &[0x30, 0x00], &issue_event(&s))
+                        .await
+                        .map(|_| "unexpected"),
+                    _ => {
+                        node.reserve_certificate(&reservation(&s, "kyso-issuing"))
+                            .await?;
+                        node.complete_certificate_audited(&s, &[0x30, 0x01, 0x05], &issue_event(&s))
+                            .await
+                            .map(|_| "issued")
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut plain, mut issued, mut not_found) = (0, 0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok("plain") => plain += 1,
+            Ok("issued") => issued += 1,
+            Err(StoreError::NotFound { .. }) => not_found += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((plain, issued, not_found), (20, 20, 20));
+    let records = store.list_audit(1, 1000).await.expect("list");
+    assert_eq!(records.len(), 40);
+    assert_eq!(verify_chain(&records), Ok(()));
+    let issued_targets: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.actor == "client:1")
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(issued_targets.len(), 20);
+    for target in issued_targets {
+        let s = hex::decode(&target).expect("hex target");
+        assert!(
+            store
+                .get_certificate(&s)
+                .await
+                .expect("get")
+                .expect("present")
+                .is_issued()
+        );
+    }
+}
+
+fn timestamp(serial: &[u8]) -> NewTimestamp {
+    NewTimestamp {
+        serial: serial.to_vec(),
+        gen_time_micros: T0 * 1_000_000 + 123_456,
+        policy: "1.3.6.1.4.1.99999.1.1".into(),
+        hash_algorithm: "sha256".into(),
+        message_imprint: vec![0xab; 32],
+        nonce: Some(vec![0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08]),
+        token_sha256: vec![0xcd; 32],
+        tsa_key: "kyso-tsa".into(),
+    }
+}
+
+async fn timestamps_ledger_record_get_count(env: Env) {
+    let store = env.store;
+    assert_eq!(store.count_timestamps().await.expect("count"), 0);
+    let first = timestamp(&[0x7f; 16]);
+    let recorded = store.record_timestamp(&first).await.expect("record");
+    assert_eq!(recorded.created_at, T0);
+    assert_eq!(recorded.gen_time_micros, first.gen_time_micros);
+    assert_eq!(
+        store.get_timestamp(&first.serial).await.expect("get"),
+        Some(recorded.clone())
+    );
+    // A certificate with the same serial is another namespace.
+    seed_cas(&store).await;
+    store
+        .reserve_certificate(&reservation(&first.serial, "kyso-issuing"))
+        .await
+        .expect("certificate serials are separate");
+    let mut second = timestamp(&[0x01; 17]);
+    second.nonce = None;
+    second.hash_algorithm = "2.16.840.1.101.3.4.2.3".into();
+    second.message_imprint = vec![0x11; 64];
+    let recorded_second = store.record_timestamp(&second).await.expect("record 2");
+    assert_eq!(
+        store.get_timestamp(&second.serial).await.expect("get"),
+        Some(recorded_second)
+    );
+    assert_eq!(store.count_timestamps().await.expect("count"), 2);
+
+    let err = store
+        .record_timestamp(&NewTimestamp {
+            token_sha256: vec![0xee; 32],
+            ..first.clone()
+        })
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(&err, StoreError::DuplicateSerial { serial } if *serial == hex::encode(&first.serial)),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_timestamp(&first.serial).await.expect("get"),
+        Some(recorded),
+        "the original is untouched"
+    );
+    assert_eq!(store.get_timestamp(&[0x02; 16]).await.expect("get"), None);
+
+    let bad: [(&str, NewTimestamp); 7] = [
+        (
+            "empty serial",
+            NewTimestamp {
+                serial: vec![],
+                ..first.clone()
+            },
+        ),
+        (
+            "long serial",
+            NewTimestamp {
+                serial: vec![1; MAX_SERIAL_LEN + 1],
+                ..first.clone()
+            },
+        ),
+        (
+            "policy",
+            NewTimestamp {
+                policy: "1..2".into(),
+                ..first.clone()
+            },
+        ),
+        (
+            "hash algorithm",
+            NewTimestamp {
+                hash_algorithm: " ".into(),
+                ..first.clone()
+            },
+        ),
+        (
+            "imprint",
+            NewTimestamp {
+                message_imprint: vec![0; MAX_IMPRINT_LEN + 1],
+                ..first.clone()
+            },
+        ),
+        (
+            "nonce",
+            NewTimestamp {
+                nonce: Some(vec![]),
+                ..first.clone()
+            },
+        ),
+        (
+            "token hash",
+            NewTimestamp {
+                token_sha256: vec![0; 31],
+                ..first.clone()
+            },
+        ),
+    ];
+    for (what, ts) in bad {
+        let err = store.record_timestamp(&ts).await.expect_err(what);
+        assert_eq!(err.code(), "invalid_input", "{what}: {err:?}");
+    }
+    assert_eq!(store.count_timestamps().await.expect("count"), 2);
+}
+
+async fn timestamps_same_serial_concurrent_writers(env: Env) {
+    let node_a = env.store.clone();
+    let node_b = env.second_handle().await;
+    // 30 serials, each written by two nodes at once (and once more by a third task on node a).
+    let tasks: Vec<_> = (0..90u32)
+        .map(|i| {
+            let node = if i % 2 == 0 {
+                node_a.clone()
+            } else {
+                node_b.clone()
+            };
+            let s = serial(i % 30);
+            tokio::spawn(async move {
+                let mut ts = timestamp(&s);
+                ts.token_sha256 = vec![i as u8; 32];
+                node.record_timestamp(&ts).await
+            })
+        })
+        .collect();
+    let mut winners = BTreeSet::new();
+    let mut duplicates = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(r) => assert!(winners.insert(r.serial), "two successes for one serial"),
+            Err(StoreError::DuplicateSerial { .. }) => duplicates += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!((winners.len(), duplicates), (30, 60));
+    assert_eq!(node_b.count_timestamps().await.expect("count"), 30);
+}
+
+async fn verifications_insert_get(env: Env) {
+    let store = env.store;
+    let client = store
+        .create_api_client(&NewApiClient {
+            name: "Cổng dịch vụ công".into(),
+            role: ClientRole::Client,
+            key_hash: vec![0x3c; 32],
+            key_prefix: "kyso_vf01".into(),
+        })
+        .await
+        .expect("client");
+    let report = NewVerification {
+        id: "01J9ZQ4X7K3M5N8P2R6T0V1W3Y".into(),
+        created_at: T0 + 5,
+        client_id: Some(client.id),
+        indication: "TOTAL-PASSED".into(),
+        report_json: r#"{"indication":"TOTAL-PASSED","chữ ký":1}"#.into(),
+        receipt_der: vec![0x30, 0x82, 0x01, 0x00],
+    };
+    let stored = store.insert_verification(&report).await.expect("insert");
+    assert_eq!(
+        (stored.id.as_str(), stored.created_at, stored.client_id),
+        (report.id.as_str(), T0 + 5, Some(client.id))
+    );
+    assert_eq!(
+        store.get_verification(&report.id).await.expect("get"),
+        Some(stored)
+    );
+    let anonymous = NewVerification {
+        id: "5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f".into(),
+        client_id: None,
+        indication: "INDETERMINATE".into(),
+        ..report.clone()
+    };
+    store
+        .insert_verification(&anonymous)
+        .await
+        .expect("anonymous");
+    assert_eq!(
+        store
+            .get_verification(&anonymous.id)
+            .await
+            .expect("get")
+            .map(|v| v.indication),
+        Some("INDETERMINATE".into())
+    );
+    assert_eq!(
+        store.get_verification("unknown-id").await.expect("get"),
+        None
+    );
+
+    let err = store
+        .insert_verification(&NewVerification {
+            indication: "TOTAL-FAILED".into(),
+            ..report.clone()
+        })
+        .await
+        .expect_err("duplicate id");
+    assert!(
+        matches!(&err, StoreError::AlreadyExists { entity: "verification", key } if *key == report.id),
+        "{err:?}"
+    );
+    let err = store
+        .insert_verification(&NewVerification {
+            id: "other-id".into(),
+            client_id: Some(client.id + 1000),
+            ..report.clone()
+        })
+        .await
+        .expect_err("unknown client");
+    assert_eq!(err.code(), "unknown_reference");
+
+    let long_id = "a".repeat(MAX_VERIFICATION_ID_LEN + 1);
+    for (what, v) in [
+        (
+            "empty id",
+            NewVerification {
+                id: String::new(),
+                ..report.clone()
+            },
+        ),
+        (
+            "long id",
+            NewVerification {
+                id: long_id.clone(),
+                ..report.clone()
+            },
+        ),
+        (
+            "id charset",
+            NewVerification {
+                id: "../etc/passwd".into(),
+                ..report.clone()
+            },
+        ),
+        (
+            "not JSON",
+            NewVerification {
+                id: "x1".into(),
+                report_json: "{".into(),
+                ..report.clone()
+            },
+        ),
+        (
+            "no receipt",
+            NewVerification {
+                id: "x2".into(),
+                receipt_der: vec![],
+                ..report.clone()
+            },
+        ),
+        (
+            "no indication",
+            NewVerification {
+                id: "x3".into(),
+                indication: String::new(),
+                ..report.clone()
+            },
+        ),
+    ] {
+        let err = store.insert_verification(&v).await.expect_err(what);
+        assert_eq!(err.code(), "invalid_input", "{what}: {err:?}");
+    }
+    assert_eq!(
+        store
+            .get_verification(&long_id)
+            .await
+            .expect_err("long id")
+            .code(),
+        "invalid_input"
     );
 }
