@@ -414,9 +414,9 @@ async fn bad_queries_get_their_rfc_failure_info() {
         PkiFailureInfo::BAD_ALG,
     );
 
-    // A SHA-256 imprint of the wrong length.
+    // A SHA-256 imprint of the wrong length: malformed data (as OpenSSL's TSA answers).
     let short = query(HashAlgorithm::Sha256, 20).to_der().expect("der");
-    assert_rejected(&tsa.respond(&short).await, PkiFailureInfo::BAD_ALG);
+    assert_rejected(&tsa.respond(&short).await, PkiFailureInfo::BAD_DATA_FORMAT);
 
     // A policy this TSA does not issue under.
     let policy = openssl_query(&fx, "policy", &["-sha256", "-tspolicy", "1.2.3.4"]);

@@ -68,11 +68,12 @@ impl TsaError {
     /// The PKIFailureInfo bit a rejection for this error carries (RFC 3161 2.4.2).
     pub fn fail_info(&self) -> PkiFailureInfo {
         match self {
-            TsaError::MalformedQuery { .. } => PkiFailureInfo::BAD_DATA_FORMAT,
-            TsaError::UnsupportedVersion { .. } => PkiFailureInfo::BAD_REQUEST,
-            TsaError::UnsupportedHash { .. } | TsaError::ImprintLength { .. } => {
-                PkiFailureInfo::BAD_ALG
+            // A digest of the wrong length is malformed data, as OpenSSL's TSA also answers.
+            TsaError::MalformedQuery { .. } | TsaError::ImprintLength { .. } => {
+                PkiFailureInfo::BAD_DATA_FORMAT
             }
+            TsaError::UnsupportedVersion { .. } => PkiFailureInfo::BAD_REQUEST,
+            TsaError::UnsupportedHash { .. } => PkiFailureInfo::BAD_ALG,
             TsaError::UnacceptedPolicy { .. } => PkiFailureInfo::UNACCEPTED_POLICY,
             TsaError::UnacceptedExtension { .. } => PkiFailureInfo::UNACCEPTED_EXTENSION,
             TsaError::ClockUntrusted { .. } => PkiFailureInfo::TIME_NOT_AVAILABLE,
