@@ -14,21 +14,23 @@ use kyso_store::Store;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::handlers::{audit, certificates, clients, public, staff};
+use crate::handlers::{audit, certificates, clients, public, sign, staff, tsa};
 use crate::pki::{Pki, StartupError};
 use crate::routes::*;
 use crate::state::AppState;
+use crate::trust_services::TrustServices;
 
 #[cfg(test)]
 mod tests;
 
 /// Every route of the service (the table in [`crate::routes::ROUTES`] lists the same ones).
 pub fn router(state: AppState) -> Router {
-    let body_limit = state
-        .config()
-        .limits
+    let limits = &state.config().limits;
+    let body_limit = limits
         .max_json_bytes
-        .max(state.config().limits.max_ocsp_request_bytes);
+        .max(limits.max_ocsp_request_bytes)
+        .max(limits.max_timestamp_query_bytes)
+        .max(limits.max_document_request_bytes);
     Router::new()
         .route(HEALTHZ, get(public::healthz))
         .route(METRICS, get(public::metrics))
@@ -59,6 +61,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(clients::put_grant).delete(clients::delete_grant),
         )
         .route(AUDIT, get(audit::list))
+        .route(TSA, post(tsa::timestamp))
+        .route(SIGN_CMS, post(sign::sign_cms))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -97,7 +101,8 @@ pub async fn load_state(config: Config, clock: SharedClock) -> Result<AppState, 
     state_from_parts(config, store, clock, module, token).await
 }
 
-/// Loads the state from already opened parts (tests pass a SoftHSM token here).
+/// Loads the state from already opened parts (tests pass a SoftHSM token here). The signing token
+/// (`signing.token_label`, when it is not the CA token) is opened through `module`.
 pub async fn state_from_parts(
     config: Config,
     store: Arc<dyn Store>,
@@ -105,8 +110,64 @@ pub async fn state_from_parts(
     module: Module,
     token: kyso_hsm::Token,
 ) -> Result<AppState, StartupError> {
+    state_from_parts_with(config, store, clock, module, token, None).await
+}
+
+/// [`state_from_parts`] with the TSA's clock check replaced by `clock_trust` (tests).
+pub async fn state_from_parts_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    module: Module,
+    token: kyso_hsm::Token,
+    clock_trust: Option<Arc<dyn kyso_tsa::ClockTrust>>,
+) -> Result<AppState, StartupError> {
     let pki = Pki::load(&config, store.as_ref(), token).await?;
-    Ok(AppState::new(config, store, clock, module, pki))
+    let signing_token = open_signing_token(&config, &module).await?;
+    let trust = TrustServices::load(
+        &config,
+        store.clone(),
+        clock.clone(),
+        &pki,
+        signing_token,
+        clock_trust,
+    )
+    .await?;
+    Ok(AppState::new(config, store, clock, module, pki, trust))
+}
+
+/// The token API clients' keys live on, when it is not the CA token.
+async fn open_signing_token(
+    config: &Config,
+    module: &Module,
+) -> Result<Option<kyso_hsm::Token>, StartupError> {
+    let Some(label) = config
+        .signing
+        .token_label
+        .clone()
+        .filter(|l| *l != config.hsm.token_label)
+    else {
+        return Ok(None);
+    };
+    let pin_source = config
+        .signing
+        .pin
+        .clone()
+        .unwrap_or_else(|| config.hsm.pin.clone());
+    let module = module.clone();
+    let pool = config.hsm.session_pool;
+    tokio::task::spawn_blocking(move || {
+        let pin = pin_source.read().map_err(StartupError::Hsm)?;
+        module
+            .open_token(&label, pin, pool)
+            .map_err(StartupError::Hsm)
+            .map(Some)
+    })
+    .await
+    .map_err(|e| StartupError::Io {
+        what: "opening the signing token".to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?
 }
 
 /// Loads the configured PKCS#11 module and logs in to the CA token with the configured PIN.

@@ -93,6 +93,8 @@ pub struct KeysConfig {
     pub issuing_ca: KeySpec,
     pub tsa: KeySpec,
     pub ocsp: KeySpec,
+    /// Signs verification receipts (the validation service's own key).
+    pub validation: KeySpec,
 }
 
 impl Default for KeysConfig {
@@ -102,6 +104,7 @@ impl Default for KeysConfig {
             issuing_ca: KeySpec::new("kyso-issuing-ca", KeyAlgorithm::EcP256),
             tsa: KeySpec::new("kyso-tsa", KeyAlgorithm::EcP256),
             ocsp: KeySpec::new("kyso-ocsp", KeyAlgorithm::EcP256),
+            validation: KeySpec::new("kyso-validation", KeyAlgorithm::EcP256),
         }
     }
 }
@@ -122,6 +125,8 @@ pub struct CaConfig {
     pub tsa_common_name: String,
     /// Common name in the OCSP-signer certificate.
     pub ocsp_common_name: String,
+    /// Common name in the validation service's certificate (it signs verification receipts).
+    pub validation_common_name: String,
     /// Organisation (O) in the service's own certificates.
     pub organization: String,
     /// Province or city (ST) in the service's own certificates, if any.
@@ -137,6 +142,7 @@ impl Default for CaConfig {
             issuing_common_name: "kyso Issuing CA".to_owned(),
             tsa_common_name: "kyso TSA".to_owned(),
             ocsp_common_name: "kyso OCSP Responder".to_owned(),
+            validation_common_name: "kyso Validation Service".to_owned(),
             organization: "kyso".to_owned(),
             province: None,
         }
@@ -152,6 +158,7 @@ pub struct ValidityConfig {
     pub issuing_ca_days: u32,
     pub tsa_days: u32,
     pub ocsp_signer_days: u32,
+    pub validation_days: u32,
 }
 
 impl Default for ValidityConfig {
@@ -161,6 +168,7 @@ impl Default for ValidityConfig {
             issuing_ca_days: 3650,
             tsa_days: 1825,
             ocsp_signer_days: 365,
+            validation_days: 1825,
         }
     }
 }
@@ -214,6 +222,13 @@ pub struct LimitsConfig {
     pub max_ocsp_request_bytes: usize,
     /// Largest page `GET /v1/audit` returns.
     pub max_audit_page: u32,
+    /// Largest timestamp query (`POST /tsa`).
+    pub max_timestamp_query_bytes: usize,
+    /// Largest signing or verification request (`POST /v1/sign/cms`, `POST /v1/verify`): the
+    /// documents travel base64-encoded inside it.
+    pub max_document_request_bytes: usize,
+    /// Most documents in one signing request.
+    pub max_batch_documents: usize,
 }
 
 impl Default for LimitsConfig {
@@ -222,6 +237,108 @@ impl Default for LimitsConfig {
             max_json_bytes: 256 * 1024,
             max_ocsp_request_bytes: 8 * 1024,
             max_audit_page: 500,
+            max_timestamp_query_bytes: 4 * 1024,
+            max_document_request_bytes: 32 * 1024 * 1024,
+            max_batch_documents: 100,
+        }
+    }
+}
+
+/// The RFC 3161 timestamp authority (`POST /tsa`, and the timestamps of B-T signatures).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TsaSettings {
+    /// The policy OID put in tokens when a query names none (`KYSO_TSA_POLICY`). The default lies
+    /// under IANA's enterprise number for documentation (32473, RFC 5612): a deployment sets the
+    /// OID of its own TSA policy.
+    pub policy: String,
+    /// Further policy OIDs a query may ask for.
+    pub accepted_policies: Vec<String>,
+    /// The accuracy stated in tokens, in milliseconds (0: no Accuracy field).
+    pub accuracy_millis: u64,
+    /// Refuse with timeNotAvailable while the kernel does not report the clock synchronised
+    /// within `max_clock_error_millis` (`KYSO_TSA_REQUIRE_SYNCHRONISED_CLOCK`).
+    pub require_synchronised_clock: bool,
+    /// The largest clock error (the kernel's maxerror) still trusted, in milliseconds.
+    pub max_clock_error_millis: u64,
+    /// Message-imprint hashes accepted: sha256, sha384, sha512.
+    pub hashes: Vec<String>,
+    /// Put the TSA's name in TSTInfo.tsa.
+    pub include_tsa_name: bool,
+    /// An external RFC 3161 TSA to timestamp our signatures with instead of our own (`http(s)://`).
+    pub external_url: Option<String>,
+}
+
+/// The default TSA policy OID (see [`TsaSettings::policy`]).
+pub const DEFAULT_TSA_POLICY: &str = "1.3.6.1.4.1.32473.3161.1";
+
+impl Default for TsaSettings {
+    fn default() -> Self {
+        Self {
+            policy: DEFAULT_TSA_POLICY.to_owned(),
+            accepted_policies: Vec::new(),
+            accuracy_millis: 1000,
+            require_synchronised_clock: true,
+            max_clock_error_millis: 1000,
+            hashes: vec!["sha256".into(), "sha384".into(), "sha512".into()],
+            include_tsa_name: false,
+            external_url: None,
+        }
+    }
+}
+
+/// Signing for API clients (`POST /v1/sign/cms`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningSettings {
+    /// The token holding the keys API clients sign with (a key is named by its label there and
+    /// granted to clients); unset: the CA token. Keys get there by enrolment with `token_label`.
+    pub token_label: Option<String>,
+    /// Where that token's PIN comes from; unset: the CA token's PIN source.
+    pub pin: Option<PinSource>,
+    /// How long a loaded key and its certificate are reused before they are read again from the
+    /// token, in seconds (a renewal or re-key is picked up after at most this long).
+    pub key_cache_secs: u64,
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        Self {
+            token_label: None,
+            pin: None,
+            key_cache_secs: 60,
+        }
+    }
+}
+
+/// Signature verification (`POST /v1/verify`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// Trust-anchor files (DER or PEM, one certificate each), each pinned by its SHA-256
+    /// fingerprint (`sha256`, required). The deployment's own root CA is always trusted.
+    pub anchor_files: Vec<kyso_validate::AnchorFile>,
+    /// Folders of trust anchors; every file in them must be pinned in `pins` (file name ->
+    /// SHA-256 fingerprint).
+    pub anchor_folders: Vec<kyso_validate::AnchorFolder>,
+    /// Folders of further intermediate certificates for path building (no network at validation
+    /// time).
+    pub intermediate_folders: Vec<PathBuf>,
+    /// Require revocation status for the signer's certificate (without it the result is
+    /// INDETERMINATE / TRY_LATER).
+    pub require_revocation: bool,
+    /// Mask identity numbers (CCCD, CMND...) in reports.
+    pub mask_identities: bool,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        Self {
+            anchor_files: Vec::new(),
+            anchor_folders: Vec::new(),
+            intermediate_folders: Vec::new(),
+            require_revocation: true,
+            mask_identities: true,
         }
     }
 }
@@ -246,6 +363,9 @@ pub struct Config {
     pub crl: CrlConfig,
     pub ocsp: OcspConfig,
     pub limits: LimitsConfig,
+    pub tsa: TsaSettings,
+    pub signing: SigningSettings,
+    pub validation: ValidationSettings,
 }
 
 impl Default for Config {
@@ -262,6 +382,9 @@ impl Default for Config {
             crl: CrlConfig::default(),
             ocsp: OcspConfig::default(),
             limits: LimitsConfig::default(),
+            tsa: TsaSettings::default(),
+            signing: SigningSettings::default(),
+            validation: ValidationSettings::default(),
         }
     }
 }
@@ -367,6 +490,22 @@ impl Config {
         if let Some(value) = get("KYSO_HSM_PIN_FILE") {
             self.hsm.pin = PinSource::File(PathBuf::from(value));
         }
+        if let Some(value) = get("KYSO_TSA_POLICY") {
+            self.tsa.policy = value;
+        }
+        if let Some(value) = get("KYSO_TSA_REQUIRE_SYNCHRONISED_CLOCK") {
+            self.tsa.require_synchronised_clock = match value.as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "KYSO_TSA_REQUIRE_SYNCHRONISED_CLOCK",
+                        value,
+                        message: "expected true or false".to_owned(),
+                    });
+                }
+            };
+        }
         Ok(())
     }
 
@@ -405,13 +544,14 @@ impl Config {
             &self.keys.issuing_ca.label,
             &self.keys.tsa.label,
             &self.keys.ocsp.label,
+            &self.keys.validation.label,
         ];
         for (i, label) in labels.iter().enumerate() {
             if label.is_empty() {
                 return invalid("keys", "key labels must not be empty");
             }
             if labels[..i].contains(label) {
-                return invalid("keys", "the four key labels must differ");
+                return invalid("keys", "the service key labels must differ");
             }
         }
         if self.hsm.session_pool == 0 {
@@ -435,6 +575,7 @@ impl Config {
             v.issuing_ca_days,
             v.tsa_days,
             v.ocsp_signer_days,
+            v.validation_days,
         ]
         .contains(&0)
         {
@@ -444,6 +585,7 @@ impl Config {
         if v.issuing_ca_days > v.root_ca_days
             || v.tsa_days > v.issuing_ca_days
             || v.ocsp_signer_days > v.issuing_ca_days
+            || v.validation_days > v.issuing_ca_days
         {
             return invalid(
                 "validity",
@@ -455,6 +597,50 @@ impl Config {
         }
         if self.limits.max_audit_page == 0 {
             return invalid("limits.max_audit_page", "must be at least 1");
+        }
+        if self.limits.max_timestamp_query_bytes < 64
+            || self.limits.max_document_request_bytes < 1024
+            || self.limits.max_batch_documents == 0
+        {
+            return invalid("limits", "limits are too small to carry a request");
+        }
+        for (field, oid) in std::iter::once(("tsa.policy", &self.tsa.policy)).chain(
+            self.tsa
+                .accepted_policies
+                .iter()
+                .map(|p| ("tsa.accepted_policies", p)),
+        ) {
+            if der::asn1::ObjectIdentifier::new(oid).is_err() {
+                return invalid(field, "must be a dotted object identifier");
+            }
+        }
+        if self.tsa.hashes.is_empty()
+            || self
+                .tsa
+                .hashes
+                .iter()
+                .any(|h| !matches!(h.as_str(), "sha256" | "sha384" | "sha512"))
+        {
+            return invalid(
+                "tsa.hashes",
+                "must be a non-empty subset of sha256, sha384, sha512",
+            );
+        }
+        if let Some(url) = &self.tsa.external_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("tsa.external_url", "must start with http:// or https://");
+        }
+        if self
+            .validation
+            .anchor_files
+            .iter()
+            .any(|a| a.sha256.is_none())
+        {
+            return invalid(
+                "validation.anchor_files",
+                "every trust-anchor file needs the sha256 fingerprint of its certificate",
+            );
         }
         Ok(())
     }
@@ -483,7 +669,8 @@ impl Config {
             "# kyso configuration. Every value below is the default; delete what you do not change.\n\
              # Environment variables override the file: KYSO_LISTEN, KYSO_PUBLIC_URL, KYSO_DATA_DIR,\n\
              # KYSO_DATABASE_URL, KYSO_PKCS11_MODULE, KYSO_HSM_TOKEN, KYSO_HSM_PIN (the PIN itself),\n\
-             # KYSO_HSM_PIN_FILE (a file holding the PIN).\n\
+             # KYSO_HSM_PIN_FILE (a file holding the PIN), KYSO_TSA_POLICY,\n\
+             # KYSO_TSA_REQUIRE_SYNCHRONISED_CLOCK (true/false).\n\
              # database_url: unset means sqlite://<data_dir>/kyso.db; PostgreSQL: postgres://user@host/db\n\
              # Key algorithms: p256, p384, rsa2048, rsa3072, rsa4096.\n\n{body}"
         )

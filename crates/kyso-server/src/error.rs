@@ -21,6 +21,9 @@ pub enum AppError {
     /// The key's role may not use this route.
     #[error("role {role} may not do this; allowed: {allowed}")]
     Forbidden { role: String, allowed: String },
+    /// The caller may sign, but not with this key (no grant).
+    #[error("signing key {key} is not granted to this client")]
+    KeyNotGranted { key: String },
     /// No such route.
     #[error("no route {method} {path}")]
     RouteNotFound { method: String, path: String },
@@ -134,7 +137,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::Forbidden { .. } | AppError::KeyNotGranted { .. } => StatusCode::FORBIDDEN,
             AppError::RouteNotFound { .. } | AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
@@ -156,6 +159,7 @@ impl AppError {
         match self {
             AppError::Unauthenticated { reason } => reason,
             AppError::Forbidden { .. } => "forbidden",
+            AppError::KeyNotGranted { .. } => "signing_key_not_granted",
             AppError::RouteNotFound { .. } => "route_not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::NotFound { what, .. } => not_found_code(what),
@@ -186,6 +190,10 @@ impl AppError {
             AppError::Forbidden { role, allowed } => (
                 format!("Vai trò {role} không được phép thực hiện thao tác này (cần: {allowed})."),
                 format!("Role {role} may not do this (allowed: {allowed})."),
+            ),
+            AppError::KeyNotGranted { key } => (
+                format!("Ứng dụng khách chưa được cấp quyền dùng khóa ký {key}."),
+                format!("This client is not granted signing key {key}."),
             ),
             AppError::RouteNotFound { method, path } => (
                 format!("Không có đường dẫn {method} {path}."),
@@ -374,6 +382,8 @@ fn not_found_code(what: &str) -> &'static str {
         "ca" => "ca_not_found",
         "crl" => "crl_not_found",
         "grant" => "grant_not_found",
+        "signing key" => "signing_key_not_found",
+        "verification" => "verification_not_found",
         _ => "not_found",
     }
 }
@@ -386,6 +396,8 @@ fn vietnamese_noun(what: &str) -> &str {
         "ca" => "CA",
         "crl" => "danh sách thu hồi",
         "grant" => "quyền",
+        "signing key" => "khóa ký",
+        "verification" => "kết quả kiểm tra",
         "api_client" => "ứng dụng khách",
         "certificate authority" => "CA",
         other => other,

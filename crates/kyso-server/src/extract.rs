@@ -17,25 +17,31 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
-        let is_json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim();
-                mime.eq_ignore_ascii_case("application/json")
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(AppError::UnsupportedMediaType {
-                expected: "application/json",
-            });
-        }
         let limit = state.config().limits.max_json_bytes;
-        let bytes = read_limited(request, limit).await?;
+        let bytes = read_json_body(request, limit).await?;
         parse_json(&bytes).map(AppJson)
     }
+}
+
+/// Reads a JSON body (by its `Content-Type`: `application/json` or `application/*+json`) up to
+/// `limit` bytes, for routes whose limit is not `limits.max_json_bytes`.
+pub async fn read_json_body(request: Request, limit: usize) -> Result<Bytes, AppError> {
+    let is_json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(AppError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    read_limited(request, limit).await
 }
 
 /// Reads a whole body, refusing more than `limit` bytes (413 with the limit named).

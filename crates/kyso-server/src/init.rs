@@ -1,7 +1,7 @@
-//! `kyso init`: sets up a deployment, idempotently. Creates what is missing (the four service keys
-//! on the CA token, the root and issuing CA certificates, the OCSP-signer and TSA certificates, the
-//! first CRLs, the first admin API key) and leaves what exists alone; a second run changes nothing
-//! and says so.
+//! `kyso init`: sets up a deployment, idempotently. Creates what is missing (the service keys on
+//! the CA token, the root and issuing CA certificates, the OCSP-signer, TSA and validation-service
+//! certificates, the first CRLs, the first admin API key) and leaves what exists alone; a second run
+//! changes nothing and says so.
 
 use std::fmt;
 use std::io::Write;
@@ -95,6 +95,7 @@ pub async fn init_with(
     let issuing_key = ensure_key(store, token, &keys.issuing_ca, &mut report).await?;
     let tsa_key = ensure_key(store, token, &keys.tsa, &mut report).await?;
     let ocsp_key = ensure_key(store, token, &keys.ocsp, &mut report).await?;
+    let validation_key = ensure_key(store, token, &keys.validation, &mut report).await?;
 
     let subject = |common_name: &str| VnSubject {
         common_name: common_name.to_owned(),
@@ -135,6 +136,13 @@ pub async fn init_with(
             tsa_key,
             &config.ca.tsa_common_name,
             config.validity.tsa_days,
+        ),
+        // The validation service signs receipts like a staff member signs documents.
+        (
+            ProfileKind::StaffSigning,
+            validation_key,
+            &config.ca.validation_common_name,
+            config.validity.validation_days,
         ),
     ];
     for (profile, key, common_name, days) in service {
@@ -449,7 +457,7 @@ async fn issue_bootstrap(
     .map_err(app_to_startup)
 }
 
-/// The OCSP-signer and TSA certificates live on the token beside their keys (where the server
+/// The OCSP-signer, TSA and validation-service certificates live on the token beside their keys (where the server
 /// loads them) and in the store like every issued certificate.
 async fn ensure_service_certificate(
     store: &dyn Store,

@@ -7,6 +7,7 @@
 //! - [`state`] / [`app`]: shared state, the router, [`serve`], [`serve_on`].
 //! - [`init`]: `kyso init` (keys, CA certificates, first CRLs, first admin key), idempotent.
 //! - [`pki`]: issuance in the durable order, CRL regeneration, OCSP status.
+//! - [`trust_services`]: the timestamp authority, client signing keys, trust store, receipt signer.
 //! - [`tools`]: `kyso audit verify` and `kyso hsm doctor`.
 //! - [`routes`]: the table of every route, checked against `api/openapi.yaml`.
 
@@ -23,9 +24,11 @@ pub mod pki;
 pub mod routes;
 pub mod state;
 pub mod tools;
+pub mod trust_services;
 
 pub use app::{
     load_state, open_ca_token, regenerate_due_crls, router, serve, serve_on, state_from_parts,
+    state_from_parts_with,
 };
 pub use config::Config;
 pub use error::AppError;

@@ -65,6 +65,15 @@ pub struct Metrics {
     ocsp_responses: Family<StatusLabels, Counter>,
     hsm_sign_errors: Family<KeyLabels, Counter>,
     crls_generated: Family<CaLabels, Counter>,
+    timestamps: Family<StatusLabels, Counter>,
+    signatures: Family<OutcomeLabels, Counter>,
+    verifications: Family<StatusLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    level: String,
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -86,6 +95,24 @@ impl Metrics {
         let ocsp_responses = Family::<StatusLabels, Counter>::default();
         let hsm_sign_errors = Family::<KeyLabels, Counter>::default();
         let crls_generated = Family::<CaLabels, Counter>::default();
+        let timestamps = Family::<StatusLabels, Counter>::default();
+        let signatures = Family::<OutcomeLabels, Counter>::default();
+        let verifications = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "timestamp_replies",
+            "RFC 3161 replies by PKIStatus (granted, rejection, ...)",
+            timestamps.clone(),
+        );
+        registry.register(
+            "cms_signatures",
+            "CMS/CAdES documents signed for API clients, by level and outcome",
+            signatures.clone(),
+        );
+        registry.register(
+            "verifications",
+            "Signatures verified, by ETSI EN 319 102-1 indication",
+            verifications.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route template, method and status",
@@ -130,7 +157,40 @@ impl Metrics {
             ocsp_responses,
             hsm_sign_errors,
             crls_generated,
+            timestamps,
+            signatures,
+            verifications,
         }
+    }
+
+    /// Counts a timestamp reply by its PKIStatus ("granted", "rejection", ... or "malformed").
+    pub fn timestamp_reply(&self, reply_der: &[u8]) {
+        let status = match kyso_asn1::rfc3161::TimeStampResp::from_der(reply_der) {
+            Ok(resp) => format!("{:?}", resp.status.status).to_lowercase(),
+            Err(_) => "malformed".to_owned(),
+        };
+        self.timestamps
+            .get_or_create(&StatusLabels { status })
+            .inc();
+    }
+
+    /// Counts one document signed ("ok") or refused (its error code) at `level`.
+    pub fn cms_signature(&self, level: &str, outcome: &str) {
+        self.signatures
+            .get_or_create(&OutcomeLabels {
+                level: level.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one verified signature by its main indication.
+    pub fn verification(&self, indication: &str) {
+        self.verifications
+            .get_or_create(&StatusLabels {
+                status: indication.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one finished HTTP request.

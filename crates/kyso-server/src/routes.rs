@@ -41,6 +41,8 @@ pub const CLIENT_DISABLE: &str = "/v1/clients/{id}/disable";
 pub const CLIENT_GRANTS: &str = "/v1/clients/{id}/grants";
 pub const CLIENT_GRANT: &str = "/v1/clients/{id}/grants/{key}";
 pub const AUDIT: &str = "/v1/audit";
+pub const TSA: &str = "/tsa";
+pub const SIGN_CMS: &str = "/v1/sign/cms";
 
 /// Every route, in the order the OpenAPI document lists them.
 pub const ROUTES: &[RouteSpec] = &[
@@ -84,4 +86,6 @@ pub const ROUTES: &[RouteSpec] = &[
     route("PUT", CLIENT_GRANT),
     route("DELETE", CLIENT_GRANT),
     route("GET", AUDIT),
+    route("POST", TSA),
+    route("POST", SIGN_CMS),
 ];

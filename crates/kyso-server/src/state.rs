@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::ocsp_cache::OcspCache;
 use crate::pki::Pki;
+use crate::trust_services::TrustServices;
 
 /// The application state. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -25,6 +26,7 @@ struct Inner {
     clock: SharedClock,
     module: Module,
     pki: Pki,
+    trust: TrustServices,
     metrics: Metrics,
     touch: TouchTracker,
     ocsp_cache: OcspCache,
@@ -41,6 +43,7 @@ impl AppState {
         clock: SharedClock,
         module: Module,
         pki: Pki,
+        trust: TrustServices,
     ) -> AppState {
         let ocsp_cache = OcspCache::new(config.ocsp.cache_entries);
         AppState(Arc::new(Inner {
@@ -49,6 +52,7 @@ impl AppState {
             clock,
             module,
             pki,
+            trust,
             metrics: Metrics::new(),
             touch: TouchTracker::default(),
             ocsp_cache,
@@ -76,6 +80,16 @@ impl AppState {
     /// The CA token, the service's keys and certificates.
     pub fn pki(&self) -> &Pki {
         &self.0.pki
+    }
+
+    /// The timestamp authority, signing keys, trust store and receipt signer.
+    pub fn trust(&self) -> &TrustServices {
+        &self.0.trust
+    }
+
+    /// The store as a shared handle (for services that keep it).
+    pub fn store_handle(&self) -> Arc<dyn Store> {
+        self.0.store.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {

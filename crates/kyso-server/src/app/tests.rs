@@ -22,9 +22,14 @@ use crate::state::AppState;
 /// 2026-01-01T00:00:00Z.
 const START: i64 = 1_767_225_600;
 
+mod trust;
+
 struct Harness {
     state: AppState,
     clock: ManualClock,
+    /// The TSA's clock check (trusted unless a test says otherwise; the real check reads the
+    /// kernel, whose answer depends on the machine).
+    clock_trust: std::sync::Arc<kyso_tsa::SwitchableClockTrust>,
     config: Config,
     admin_key: String,
     _dir: tempfile::TempDir,
@@ -60,18 +65,21 @@ impl Harness {
             .unwrap()
             .trim()
             .to_owned();
-        let state = crate::state_from_parts(
+        let clock_trust = std::sync::Arc::new(kyso_tsa::SwitchableClockTrust::new(true));
+        let state = crate::state_from_parts_with(
             config.clone(),
             store,
             clock.shared(),
             testing::softhsm().clone(),
             token,
+            Some(clock_trust.clone()),
         )
         .await
         .unwrap();
         Harness {
             state,
             clock,
+            clock_trust,
             config,
             admin_key,
             _dir: dir,
@@ -200,14 +208,15 @@ async fn init_is_idempotent_and_the_admin_key_file_is_private() {
             .iter()
             .filter(|r| r.action == "key.generate")
             .count(),
-        4
+        5,
+        "root, issuing CA, TSA, OCSP signer, validation service"
     );
     assert_eq!(
         records
             .iter()
             .filter(|r| r.action == "certificate.issue")
             .count(),
-        4
+        5
     );
     assert!(
         crate::verify_audit_store(h.store())

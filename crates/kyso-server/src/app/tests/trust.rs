@@ -1,0 +1,422 @@
+//! Router tests of the trust services: the timestamp authority and CMS signing for API clients.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use der::Encode;
+use der::asn1::Int;
+use kyso_asn1::HashAlgorithm as ImprintHash;
+use kyso_asn1::rfc3161::{MessageImprint, PkiFailureInfo, TimeStampReq, TimeStampResp};
+use kyso_cades::verify::{DetachedContent, verify};
+use kyso_hsm::testing;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use super::{Harness, assert_error, staff_body};
+
+fn query(hash: ImprintHash, digest: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
+    TimeStampReq {
+        version: 1,
+        message_imprint: MessageImprint::new(hash, digest).unwrap(),
+        req_policy: None,
+        nonce: nonce.map(|n| Int::new(n).unwrap()),
+        cert_req: true,
+        extensions: None,
+    }
+    .to_der()
+    .unwrap()
+}
+
+fn sha1_query() -> Vec<u8> {
+    let mut req = TimeStampReq::from_der(&query(ImprintHash::Sha256, &[7; 32], None)).unwrap();
+    req.message_imprint.hash_algorithm.oid = kyso_asn1::oids::ID_SHA1;
+    req.message_imprint.hashed_message = der::asn1::OctetString::new([7u8; 20]).unwrap();
+    req.to_der().unwrap()
+}
+
+async fn post_tsa(h: &Harness, body: Vec<u8>, content_type: &str) -> (StatusCode, Vec<u8>) {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/tsa")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap();
+    let (status, headers, bytes) = h.send(request).await;
+    if status == StatusCode::OK {
+        assert_eq!(headers[header::CONTENT_TYPE], "application/timestamp-reply");
+    }
+    (status, bytes)
+}
+
+fn failure(reply: &[u8]) -> PkiFailureInfo {
+    let resp = TimeStampResp::from_der(reply).unwrap();
+    assert!(!resp.status.status.is_granted(), "{:?}", resp.status);
+    assert!(resp.time_stamp_token.is_none());
+    resp.status.fail_info.expect("a failure info")
+}
+
+#[tokio::test]
+async fn the_tsa_grants_records_and_echoes_the_nonce() {
+    let h = Harness::new("tsa-grant").await;
+    let digest = sha2::Sha256::digest(b"van ban");
+    let nonce = [0x3a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07];
+    let before = h.store().count_timestamps().await.unwrap();
+    let (status, reply) = post_tsa(
+        &h,
+        query(ImprintHash::Sha256, &digest, Some(&nonce)),
+        "application/timestamp-query",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = TimeStampResp::from_der(&reply).unwrap();
+    assert!(resp.status.status.is_granted(), "{:?}", resp.status);
+    let token = resp.time_stamp_token.unwrap().to_der().unwrap();
+    let parsed = kyso_asn1::rfc3161::parse_token_der(&token).unwrap();
+    let tst = parsed.tst_info;
+    assert_eq!(tst.nonce.unwrap().as_bytes(), &nonce);
+    assert_eq!(tst.message_imprint.hashed_message.as_bytes(), &digest[..]);
+    assert_eq!(tst.policy.to_string(), crate::config::DEFAULT_TSA_POLICY);
+    assert_eq!(
+        tst.gen_time.to_offset_date_time().unix_timestamp(),
+        super::START
+    );
+    // The token's signature and ESS binding verify, and the TSA certificate is in it (certReq).
+    let report = verify(&token, DetachedContent::None, &[]).unwrap();
+    assert!(report.passed(), "{:?}", report.signers[0].failures);
+    let tsa_cert = report.signers[0].signer_certificate.as_ref().unwrap();
+    assert_eq!(tsa_cert, h.state.pki().tsa().1);
+    // Durable in the ledger, under the serial the token carries.
+    assert_eq!(h.store().count_timestamps().await.unwrap(), before + 1);
+    let record = h
+        .store()
+        .get_timestamp(tst.serial_number.as_bytes())
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(record.message_imprint, digest.to_vec());
+    assert_eq!(record.nonce.as_deref(), Some(&nonce[..]));
+    assert_eq!(
+        record.token_sha256,
+        sha2::Sha256::digest(&token).to_vec(),
+        "the ledger names the exact token sent"
+    );
+    let metrics = h.state.metrics().render();
+    assert!(
+        metrics.contains("kyso_timestamp_replies_total{status=\"granted\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_tsa_refuses_with_the_rfc_3161_failure_info() {
+    let h = Harness::new("tsa-refuse").await;
+    // SHA-1 imprints: badAlg.
+    let (status, reply) = post_tsa(&h, sha1_query(), "application/timestamp-query").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(failure(&reply).contains(PkiFailureInfo::BAD_ALG));
+    // A digest of the wrong length for its algorithm: badDataFormat.
+    let (_, reply) = post_tsa(
+        &h,
+        query(ImprintHash::Sha256, &[1; 20], None),
+        "application/timestamp-query",
+    )
+    .await;
+    assert!(failure(&reply).contains(PkiFailureInfo::BAD_DATA_FORMAT));
+    // Garbage: badDataFormat, never a panic or a 5xx.
+    let (status, reply) = post_tsa(
+        &h,
+        b"\x30\x03\x02\x01".to_vec(),
+        "application/timestamp-query",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(failure(&reply).contains(PkiFailureInfo::BAD_DATA_FORMAT));
+    // An untrusted clock: timeNotAvailable, until it is trusted again.
+    h.clock_trust.set(false);
+    let (_, reply) = post_tsa(
+        &h,
+        query(ImprintHash::Sha384, &[2; 48], None),
+        "application/timestamp-query",
+    )
+    .await;
+    assert!(failure(&reply).contains(PkiFailureInfo::TIME_NOT_AVAILABLE));
+    h.clock_trust.set(true);
+    let (_, reply) = post_tsa(
+        &h,
+        query(ImprintHash::Sha384, &[2; 48], None),
+        "application/timestamp-query",
+    )
+    .await;
+    assert!(
+        TimeStampResp::from_der(&reply)
+            .unwrap()
+            .status
+            .status
+            .is_granted()
+    );
+    assert_eq!(
+        h.store().count_timestamps().await.unwrap(),
+        1,
+        "only the granted one is recorded"
+    );
+    // HTTP-level errors: the media type and the size.
+    let (status, body) = post_tsa(
+        &h,
+        query(ImprintHash::Sha256, &[3; 32], None),
+        "application/octet-stream",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    let (status, _) = post_tsa(&h, vec![0x30; 10_000], "application/timestamp-query").await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Enrolls a staff member with a key generated on the CA token (the default signing token) and
+/// returns the key's label and a client key granted it.
+async fn signing_key_and_client(h: &Harness, label: &str) -> (String, String) {
+    let officer = h.client_key("officer").await;
+    let (_, staff) = h
+        .json("POST", "/v1/staff", Some(&officer), Some(staff_body()))
+        .await;
+    let id = staff["id"].as_i64().unwrap();
+    let (status, issued) = h
+        .json(
+            "POST",
+            &format!("/v1/staff/{id}/enroll"),
+            Some(&officer),
+            Some(
+                json!({"token_label": h.config.hsm.token_label, "pin": testing::USER_PIN,
+                        "key_algorithm": "p256", "key_label": label}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let (status, created) = h
+        .json(
+            "POST",
+            "/v1/clients",
+            Some(&h.admin_key),
+            Some(json!({"name": "Hệ thống quản lý văn bản", "role": "client"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let client_id = created["client"]["id"].as_i64().unwrap();
+    let client = created["api_key"].as_str().unwrap().to_owned();
+    let (status, body) = h
+        .json(
+            "PUT",
+            &format!("/v1/clients/{client_id}/grants/{label}"),
+            Some(&h.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        issued["certificate"]["serial"].as_str().unwrap().to_owned(),
+        client,
+    )
+}
+
+#[tokio::test]
+async fn a_granted_client_signs_a_batch_at_b_b_and_b_t() {
+    let h = Harness::new("sign-batch").await;
+    let (serial, client) = signing_key_and_client(&h, "an-ky-so").await;
+    let doc = "Quyết định số 12/QĐ-UBND".as_bytes();
+    let digest = sha2::Sha256::digest(b"detached by digest");
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(json!({
+                "key": "an-ky-so",
+                "level": "B-T",
+                "documents": [
+                    {"id": "qd-12", "content": B64.encode(doc)},
+                    {"id": "by-digest", "digest": B64.encode(digest), "digest_algorithm": "sha256"},
+                    {"id": "bad", "content": "***"},
+                    {"id": "wrong-hash", "digest": B64.encode([0u8; 48]), "digest_algorithm": "sha384"},
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["certificate_serial"], serial);
+    assert_eq!(body["level"], "B-T");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[2]["error"]["code"], "document_bad_base64");
+    assert_eq!(
+        results[3]["error"]["code"],
+        "cades_digest_algorithm_mismatch"
+    );
+    // Attached: verifies with its own content, carries a signature timestamp from our TSA.
+    let cms = B64.decode(results[0]["cms"].as_str().unwrap()).unwrap();
+    let report = verify(&cms, DetachedContent::None, &[]).unwrap();
+    assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
+    assert_eq!(report.econtent.as_deref(), Some(doc));
+    let signer = &report.signers[0];
+    assert_eq!(signer.timestamps.len(), 1);
+    assert!(signer.timestamps[0].passed());
+    assert_eq!(
+        signer.signing_time.unwrap().unix_timestamp(),
+        super::START,
+        "signing-time comes from the injected clock"
+    );
+    // By digest: detached, checks against the digest.
+    let cms = B64.decode(results[1]["cms"].as_str().unwrap()).unwrap();
+    let report = verify(
+        &cms,
+        DetachedContent::Digest {
+            algorithm: kyso_cades::DigestAlgorithm::Sha256,
+            digest: &digest,
+        },
+        &[],
+    )
+    .unwrap();
+    assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
+    assert!(report.econtent.is_none());
+    // One audit record with the signed documents' hashes.
+    let audit = h.last_audit().await;
+    assert_eq!(audit.action, "sign.cms");
+    assert!(
+        audit
+            .details
+            .contains(&hex::encode(sha2::Sha256::digest(doc)))
+    );
+    assert_eq!(h.store().count_timestamps().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn signing_is_refused_without_a_grant_or_with_a_revoked_certificate() {
+    let h = Harness::new("sign-refuse").await;
+    let (serial, client) = signing_key_and_client(&h, "an-ky-so").await;
+    let body = |key: &str| json!({"key": key, "documents": [{"content": B64.encode(b"x")}]});
+    // Not granted: 403 and an audit record.
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(body("other-key")),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::FORBIDDEN,
+        "signing_key_not_granted",
+    );
+    let audit = h.last_audit().await;
+    assert_eq!(audit.action, "sign.cms");
+    assert_eq!(audit.outcome, kyso_store::AuditOutcome::Failure);
+    // An officer may not sign at all.
+    let officer = h.client_key("officer").await;
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&officer),
+            Some(body("an-ky-so")),
+        )
+        .await;
+    assert_error(status, &value, StatusCode::FORBIDDEN, "forbidden");
+    // Empty batches and unknown fields.
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(json!({"key": "an-ky-so", "documents": []})),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "batch_empty",
+    );
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(json!({"key": "an-ky-so", "level": "B-X", "documents": []})),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_json_fields",
+    );
+    // Suspended, then revoked: refused with the status's code.
+    let (status, value) = h
+        .json(
+            "POST",
+            &format!("/v1/ca/certificates/{serial}/suspend"),
+            Some(&h.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(body("an-ky-so")),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::CONFLICT,
+        "signing_certificate_on_hold",
+    );
+    let (status, value) = h
+        .json(
+            "POST",
+            &format!("/v1/ca/certificates/{serial}/revoke"),
+            Some(&h.admin_key),
+            Some(json!({"reason": "key_compromise"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(body("an-ky-so")),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::CONFLICT,
+        "signing_certificate_revoked",
+    );
+    // Expired: the clock moves past notAfter (staff certificates: 730 days).
+    let h2 = Harness::new("sign-expired").await;
+    let (_, client2) = signing_key_and_client(&h2, "an-ky-so").await;
+    h2.clock
+        .advance(std::time::Duration::from_secs(731 * 86_400));
+    let (status, value) = h2
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client2),
+            Some(body("an-ky-so")),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::CONFLICT,
+        "signing_certificate_expired",
+    );
+}
