@@ -40,6 +40,10 @@ pub struct NodeOptions {
     pub init: bool,
     /// The admin key, when `init` is false (a second node reuses the first node's key).
     pub admin_key: Option<String>,
+    /// The TSA's check that the kernel reports the clock synchronised. Off by default here: the
+    /// answer depends on the machine (a VM without NTP says no), and a test that needs the real
+    /// check turns it on and compares with `kyso_clock::system_sync_status`.
+    pub require_synchronised_clock: bool,
 }
 
 impl Default for NodeOptions {
@@ -49,6 +53,7 @@ impl Default for NodeOptions {
             token: None,
             init: true,
             admin_key: None,
+            require_synchronised_clock: false,
         }
     }
 }
@@ -91,6 +96,7 @@ impl Node {
         };
         config.hsm.module = kyso_hsm::testing::softhsm_module_path();
         config.hsm.token_label = token.label().to_owned();
+        config.tsa.require_synchronised_clock = options.require_synchronised_clock;
 
         let clock: SharedClock = SystemClock::shared();
         let store = kyso_store::open_with_clock(&config.database_url(), clock.clone())
@@ -243,6 +249,115 @@ impl Node {
             .await;
         assert_eq!(status, 201, "issuance failed: {body}");
         body
+    }
+
+    /// POSTs raw bytes with a content type, without authentication; returns status and body.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
+
+    /// POSTs JSON with an API key; returns the status and the JSON body.
+    pub async fn post_json_as(
+        &self,
+        key: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Enrols a staff member with a `key_algorithm` key generated on the CA token (the default
+    /// signing token) under `label`, and creates an API client granted that key. Returns the
+    /// client's API key and the enrolment answer.
+    pub async fn signing_client(
+        &self,
+        label: &str,
+        key_algorithm: &str,
+    ) -> (String, serde_json::Value) {
+        let (status, staff) = self
+            .post_json(
+                "/v1/staff",
+                serde_json::json!({
+                    "full_name": "Nguyễn Văn An",
+                    "agency": "ỦY BAN NHÂN DÂN TỈNH QUẢNG NGÃI",
+                    "unit": "SỞ THÔNG TIN VÀ TRUYỀN THÔNG",
+                    "email": "annv@quangngai.gov.vn",
+                    "identity_numbers": ["CCCD:051212345645"]
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "staff: {staff}");
+        let id = staff["id"].as_i64().expect("staff id");
+        let (status, enrolled) = self
+            .post_json(
+                &format!("/v1/staff/{id}/enroll"),
+                serde_json::json!({
+                    "token_label": self.token.label(),
+                    "pin": kyso_hsm::testing::USER_PIN,
+                    "key_algorithm": key_algorithm,
+                    "key_label": label,
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "enroll: {enrolled}");
+        let (status, client) = self
+            .post_json(
+                "/v1/clients",
+                serde_json::json!({"name": format!("QLVB {label}"), "role": "client"}),
+            )
+            .await;
+        assert_eq!(status, 201, "client: {client}");
+        let client_id = client["client"]["id"].as_i64().expect("client id");
+        let response = self
+            .http
+            .put(self.url(&format!("/v1/clients/{client_id}/grants/{label}")))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .expect("PUT grant");
+        assert_eq!(response.status().as_u16(), 200, "grant");
+        (
+            client["api_key"].as_str().expect("api_key").to_owned(),
+            enrolled,
+        )
+    }
+
+    /// Writes root + issuing CA as one PEM file (an openssl `-CAfile`) in `dir`.
+    pub async fn write_chain_pem(&self, dir: &Path) -> PathBuf {
+        let (root, issuing) = self.write_ca_pems(dir).await;
+        let chain = dir.join("chain.pem");
+        let pems = [
+            std::fs::read_to_string(&root).expect("root PEM"),
+            std::fs::read_to_string(&issuing).expect("issuing PEM"),
+        ];
+        std::fs::write(&chain, pems.concat()).expect("write chain");
+        chain
     }
 
     /// Writes the root and issuing CA certificates, fetched over HTTP, as PEM files in `dir`:
