@@ -5,14 +5,17 @@
 //!   a client-supplied digest.
 //! - [`parse::parse_signed_data`]: a bounded BER/DER SignedData parser (the fuzz entry point).
 //! - [`verify`]: signature values, signed-attribute rules, signing-certificate binding and
-//!   signature timestamps. Path validation is not done here (kyso-validate does it with the
-//!   certificates and revocation data the report returns).
+//!   signature timestamps, without path validation.
+//! - [`validation`]: the full verdict (ETSI EN 319 102-1): [`verify`] plus kyso-validate's path
+//!   validation of the signer and TSA certificates at the best signature time, with revocation
+//!   data from the signature, the caller and revocation sources, as a [`ValidationReport`].
 
 mod ber;
 pub mod crypto;
 mod error;
 pub mod parse;
 mod sign;
+pub mod validation;
 pub mod verify;
 
 #[cfg(test)]
@@ -25,6 +28,7 @@ pub use sign::{
     CadesSigner, Content, Level, SignOptions, TimestampSource, ValidationData,
     ValidationDataSource, sign,
 };
+pub use validation::{CmsInput, SignatureValidation, SignatureValidator, ValidationReport};
 
 /// The shared test vectors (`KYSO_TESTDATA`, else `../shared/testdata` beside the checkout).
 #[cfg(test)]

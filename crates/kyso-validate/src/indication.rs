@@ -136,6 +136,9 @@ sub_indications! {
     OutOfBoundsNotRevoked => "OUT_OF_BOUNDS_NOT_REVOKED", Indeterminate,
         "Chứng thư số đã hết hạn nhưng không bị thu hồi trong thời hạn hiệu lực.",
         "The certificate has expired but was not revoked during its validity.";
+    SignedDataNotFound => "SIGNED_DATA_NOT_FOUND", Indeterminate,
+        "Không có dữ liệu đã ký để kiểm tra: chữ ký tách rời cần tài liệu gốc (hoặc giá trị băm đúng thuật toán).",
+        "The signed data is not available: a detached signature needs the original document (or its digest with the right algorithm).";
     TryLater => "TRY_LATER", Indeterminate,
         "Không kiểm tra được tình trạng thu hồi của chứng thư số: chưa có dữ liệu thu hồi (CRL hoặc OCSP) phù hợp.",
         "The revocation status could not be checked: no suitable revocation data (CRL or OCSP) is available.";
