@@ -14,7 +14,7 @@ use kyso_store::Store;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::handlers::{audit, certificates, clients, public, sign, staff, tsa};
+use crate::handlers::{audit, certificates, clients, public, sign, staff, tsa, verify};
 use crate::pki::{Pki, StartupError};
 use crate::routes::*;
 use crate::state::AppState;
@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route(AUDIT, get(audit::list))
         .route(TSA, post(tsa::timestamp))
         .route(SIGN_CMS, post(sign::sign_cms))
+        .route(VERIFY, post(verify::verify))
+        .route(VERIFICATION, get(verify::get))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -7,6 +7,7 @@ pub mod public;
 pub mod sign;
 pub mod staff;
 pub mod tsa;
+pub mod verify;
 
 /// An instant as RFC 3339 text in UTC (what every JSON time field carries).
 pub fn rfc3339(time: time::OffsetDateTime) -> String {

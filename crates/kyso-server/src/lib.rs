@@ -22,9 +22,11 @@ pub mod metrics;
 pub mod ocsp_cache;
 pub mod pki;
 pub mod routes;
+pub mod signing;
 pub mod state;
 pub mod tools;
 pub mod trust_services;
+pub mod verification;
 
 pub use app::{
     load_state, open_ca_token, regenerate_due_crls, router, serve, serve_on, state_from_parts,

@@ -43,6 +43,8 @@ pub const CLIENT_GRANT: &str = "/v1/clients/{id}/grants/{key}";
 pub const AUDIT: &str = "/v1/audit";
 pub const TSA: &str = "/tsa";
 pub const SIGN_CMS: &str = "/v1/sign/cms";
+pub const VERIFY: &str = "/v1/verify";
+pub const VERIFICATION: &str = "/v1/verifications/{id}";
 
 /// Every route, in the order the OpenAPI document lists them.
 pub const ROUTES: &[RouteSpec] = &[
@@ -88,4 +90,6 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", AUDIT),
     route("POST", TSA),
     route("POST", SIGN_CMS),
+    route("POST", VERIFY),
+    route("GET", VERIFICATION),
 ];

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use der::{Decode, Encode};
-use kyso_cades::{CadesSigner, TimestampSource, ValidationData, ValidationDataError};
+use kyso_cades::{
+    CadesSigner, SignatureValidator, TimestampSource, ValidationData, ValidationDataError,
+};
 use kyso_clock::SharedClock;
 use kyso_hsm::{HashAlgorithm, HsmError, Token};
 use kyso_store::{CertStatus, NewTimestamp, Store, StoreError};
@@ -15,7 +17,10 @@ use kyso_tsa::{
     AlwaysTrusted, ClockTrust, HttpTimestampSource, LedgerError, LocalTimestampSource,
     SerialLedger, SystemClockTrust, TimestampAuthority, TimestampRecord, TsaConfig,
 };
-use kyso_validate::{RevocationData, RevocationSource, RevocationSourceError, TrustAnchors};
+use kyso_validate::{
+    PathValidator, RevocationData, RevocationSource, RevocationSourceError, TrustAnchors,
+    ValidationPolicy,
+};
 use x509_cert::Certificate;
 
 use crate::config::Config;
@@ -31,7 +36,7 @@ pub struct TrustServices {
     timestamps: Arc<dyn TimestampSource>,
     signing: SigningKeys,
     own_ca: Arc<OwnCaData>,
-    anchors: Arc<TrustAnchors>,
+    validator: Arc<SignatureValidator>,
     receipt_signer: CadesSigner,
 }
 
@@ -40,7 +45,7 @@ impl std::fmt::Debug for TrustServices {
         f.debug_struct("TrustServices")
             .field("tsa", &self.tsa)
             .field("signing_token", &self.signing.token.label())
-            .field("anchors", &self.anchors)
+            .field("validator", &self.validator)
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +114,16 @@ impl TrustServices {
                 .map(|i| (i.name().to_owned(), i.certificate().clone()))
                 .collect(),
         });
-        let anchors = Arc::new(load_trust_anchors(config, pki)?);
+        let anchors = load_trust_anchors(config, pki)?;
+        let policy = ValidationPolicy {
+            require_revocation_for_end_entity: config.validation.require_revocation,
+            mask_identities: config.validation.mask_identities,
+            ..ValidationPolicy::default()
+        };
+        let validator = Arc::new(
+            SignatureValidator::new(Arc::new(PathValidator::new(anchors)), policy)
+                .with_revocation_source(own_ca.clone()),
+        );
         let signing = SigningKeys {
             token: signing_token.unwrap_or_else(|| pki.token().clone()),
             issuing: pki.issuing().certificate().clone(),
@@ -122,7 +136,7 @@ impl TrustServices {
             timestamps,
             signing,
             own_ca,
-            anchors,
+            validator,
             receipt_signer,
         })
     }
@@ -147,9 +161,9 @@ impl TrustServices {
         self.own_ca.clone()
     }
 
-    /// The verifier's trust store.
-    pub fn trust_anchors(&self) -> Arc<TrustAnchors> {
-        self.anchors.clone()
+    /// The signature validator (trust store, policy, our CA as a revocation source).
+    pub fn validator(&self) -> &SignatureValidator {
+        &self.validator
     }
 
     /// Signs verification receipts.

@@ -46,6 +46,69 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Verifies a CMS/CAdES signature as `POST /v1/verify` does: prints the ETSI EN 319 102-1
+    /// verdict, stores the report with its signed receipt (exit status 0 passed, 2 failed,
+    /// 3 indeterminate).
+    Verify {
+        /// The signature (DER, BER or PEM).
+        signature: PathBuf,
+        /// The detached content.
+        #[arg(long)]
+        content: Option<PathBuf>,
+        /// Print the whole statement (report included) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write `<id>.json` (the statement as signed) and `<id>.p7s` (the receipt) here.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Checks a verification receipt offline: a valid signature over exactly the statement, by
+    /// the validation service, under the given root (exit status 0 valid, 2 not).
+    VerifyReceipt {
+        /// The statement as signed (`<id>.json`, or `statement_json` from the API).
+        #[arg(long)]
+        statement: PathBuf,
+        /// The receipt (`<id>.p7s`, DER).
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The deployment's root CA certificate (PEM or DER), e.g. from `GET /ca/kyso-root.crt`.
+        #[arg(long)]
+        root: PathBuf,
+        /// The validation service's certificate common name.
+        #[arg(long, default_value = "kyso Validation Service")]
+        signer: String,
+    },
+    /// Whether the kernel reports the system clock synchronised, as the TSA's clock check reads
+    /// it (exit status 0 when synchronised within `tsa.max_clock_error_millis`, 2 otherwise).
+    Clock,
+    /// Signs documents with a key on the signing token (the same checks and audit record as
+    /// `POST /v1/sign/cms`).
+    Sign {
+        #[command(subcommand)]
+        command: SignCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SignCommand {
+    /// CMS/CAdES: writes `<file>.p7s` (DER) beside each input, or `--out` for a single input.
+    Cms {
+        /// The signing key's label on the signing token.
+        #[arg(long)]
+        key: String,
+        /// B-B, B-T (with a signature timestamp) or B-LT (with the chain and CRLs too).
+        #[arg(long, default_value = "B-B")]
+        level: String,
+        /// Leave the content out of the signature.
+        #[arg(long)]
+        detached: bool,
+        /// Where to write the signature (one input only).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The documents to sign.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +166,16 @@ async fn run(cli: Cli) -> ExitCode {
         print!("{}", Config::example_toml());
         return ExitCode::SUCCESS;
     }
+    // Offline: needs no configuration, database or token.
+    if let Command::VerifyReceipt {
+        statement,
+        receipt,
+        root,
+        signer,
+    } = &cli.command
+    {
+        return verify_receipt(statement, receipt, root, signer).await;
+    }
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => return fail(e.code(), &e.to_string()),
@@ -149,6 +222,24 @@ async fn run(cli: Cli) -> ExitCode {
             }
             hsm_doctor(&config, key.as_deref(), json).await
         }
+        Command::VerifyReceipt { .. } => ExitCode::SUCCESS,
+        Command::Clock => clock_status(&config),
+        Command::Verify {
+            signature,
+            content,
+            json,
+            out_dir,
+        } => verify(config, clock, &signature, content.as_deref(), json, out_dir).await,
+        Command::Sign {
+            command:
+                SignCommand::Cms {
+                    key,
+                    level,
+                    detached,
+                    out,
+                    files,
+                },
+        } => sign_cms(config, clock, &key, &level, detached, out, &files).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => match kyso_server::tools::verify_audit(&config, clock).await {
@@ -184,6 +275,287 @@ async fn hsm_doctor(config: &Config, key: Option<&str>, json: bool) -> ExitCode 
     } else {
         ExitCode::from(2)
     }
+}
+
+/// `kyso sign cms`: signs each file; exit status 1 when any document failed.
+async fn sign_cms(
+    config: Config,
+    clock: kyso_clock::SharedClock,
+    key: &str,
+    level: &str,
+    detached: bool,
+    out: Option<PathBuf>,
+    files: &[PathBuf],
+) -> ExitCode {
+    use kyso_server::signing::{Document, Packaging};
+    let level: kyso_cades::Level = match serde_json::from_value(serde_json::json!(level)) {
+        Ok(level) => level,
+        Err(_) => return fail("level_unknown", "--level must be B-B, B-T or B-LT"),
+    };
+    if out.is_some() && files.len() != 1 {
+        return fail("out_needs_one_file", "--out takes a single input file");
+    }
+    let mut documents = Vec::with_capacity(files.len());
+    for file in files {
+        match std::fs::read(file) {
+            Ok(bytes) => documents.push((
+                Some(file.display().to_string()),
+                Ok(if detached {
+                    Document::Detached(bytes)
+                } else {
+                    Document::Attached(bytes)
+                }),
+            )),
+            Err(e) => return fail("io", &format!("cannot read {}: {e}", file.display())),
+        }
+    }
+    let state = match kyso_server::app::load_state(config, clock).await {
+        Ok(state) => state,
+        Err(e) => return fail(e.code(), &e.to_string()),
+    };
+    let packaging = if detached {
+        Packaging::Detached
+    } else {
+        Packaging::Attached
+    };
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let outcome = match kyso_server::signing::sign_documents(
+        &state, &actor, key, level, packaging, documents,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return fail(e.code(), &e.messages().1),
+    };
+    let mut failed = false;
+    for (file, (_, result)) in files.iter().zip(outcome.results) {
+        match result {
+            Ok((cms, sha256)) => {
+                let target = out.clone().unwrap_or_else(|| {
+                    let mut name = file.as_os_str().to_owned();
+                    name.push(".p7s");
+                    PathBuf::from(name)
+                });
+                if let Err(e) = std::fs::write(&target, cms) {
+                    failed = true;
+                    eprintln!("kyso: error [io]: cannot write {}: {e}", target.display());
+                    continue;
+                }
+                println!(
+                    "signed {} ({level}, sha256 {sha256}) -> {}",
+                    file.display(),
+                    target.display()
+                );
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!(
+                    "kyso: error [{}]: {}: {}",
+                    e.code(),
+                    file.display(),
+                    e.messages().1
+                );
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `kyso clock`.
+fn clock_status(config: &Config) -> ExitCode {
+    let status = kyso_clock::system_sync_status();
+    let max_us = config.tsa.max_clock_error_millis.saturating_mul(1000);
+    let trusted = match status {
+        kyso_clock::SyncStatus::Synchronised { max_error_us, est_error_us } => {
+            println!(
+                "synchronised: maximum error {max_error_us} µs, estimated error {est_error_us} µs \
+                 (the TSA accepts up to {max_us} µs)"
+            );
+            max_error_us <= max_us
+        }
+        kyso_clock::SyncStatus::Unsynchronised => {
+            println!("not synchronised: the kernel reports the clock unsynchronised (no NTP/PTP discipline)");
+            false
+        }
+        kyso_clock::SyncStatus::Unknown => {
+            println!("unknown: this platform does not report clock synchronisation");
+            false
+        }
+    };
+    if !config.tsa.require_synchronised_clock {
+        println!("the TSA's clock check is off (tsa.require_synchronised_clock = false)");
+    }
+    if trusted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// `kyso verify`.
+async fn verify(
+    config: Config,
+    clock: kyso_clock::SharedClock,
+    signature: &std::path::Path,
+    content: Option<&std::path::Path>,
+    json: bool,
+    out_dir: Option<PathBuf>,
+) -> ExitCode {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| fail("io", &format!("cannot read {}: {e}", path.display())))
+    };
+    let mut input = kyso_server::verification::VerifyInput::default();
+    input.signature = match read(signature) {
+        Ok(bytes) => pem_or_der(bytes),
+        Err(code) => return code,
+    };
+    if let Some(content) = content {
+        input.content = match read(content) {
+            Ok(bytes) => Some(bytes),
+            Err(code) => return code,
+        };
+    }
+    let state = match kyso_server::app::load_state(config, clock).await {
+        Ok(state) => state,
+        Err(e) => return fail(e.code(), &e.to_string()),
+    };
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let stored =
+        match kyso_server::verification::verify_and_record(&state, &actor, None, input).await {
+            Ok(stored) => stored,
+            Err(e) => return fail(e.code(), &e.messages().1),
+        };
+    let report = &stored.statement.report;
+    if json {
+        println!("{}", stored.record.report_json);
+    } else {
+        println!(
+            "{} / {}: {}{}",
+            report.message.vi,
+            report.message.en,
+            report.indication.as_str(),
+            report
+                .sub_indication
+                .map(|s| format!(" ({})", s.as_str()))
+                .unwrap_or_default()
+        );
+        for signature in &report.signatures {
+            let name = signature
+                .signer
+                .as_ref()
+                .and_then(|n| n.common_name.clone())
+                .unwrap_or_else(|| "?".to_owned());
+            println!(
+                "  chữ ký {} / signature {}: {} — {} — {} ({:?}) — {}",
+                signature.index,
+                signature.index,
+                signature.indication.as_str(),
+                name,
+                signature.best_signature_time,
+                signature.time_source,
+                signature.message.vi
+            );
+        }
+        println!("verification id: {}", stored.record.id);
+    }
+    if let Some(dir) = out_dir {
+        let id = &stored.record.id;
+        let statement = dir.join(format!("{id}.json"));
+        let receipt = dir.join(format!("{id}.p7s"));
+        if let Err(e) = std::fs::write(&statement, stored.record.report_json.as_bytes())
+            .and_then(|()| std::fs::write(&receipt, &stored.record.receipt_der))
+        {
+            return fail("io", &format!("cannot write into {}: {e}", dir.display()));
+        }
+        eprintln!(
+            "statement: {}, receipt: {}",
+            statement.display(),
+            receipt.display()
+        );
+    }
+    match report.indication {
+        kyso_validate::Indication::TotalPassed => ExitCode::SUCCESS,
+        kyso_validate::Indication::TotalFailed => ExitCode::from(2),
+        kyso_validate::Indication::Indeterminate => ExitCode::from(3),
+    }
+}
+
+/// `kyso verify-receipt`.
+async fn verify_receipt(
+    statement: &std::path::Path,
+    receipt: &std::path::Path,
+    root: &std::path::Path,
+    signer: &str,
+) -> ExitCode {
+    let mut files = Vec::new();
+    for path in [statement, receipt, root] {
+        match std::fs::read(path) {
+            Ok(bytes) => files.push(bytes),
+            Err(e) => return fail("io", &format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    let root_der = pem_or_der(files.pop().unwrap_or_default());
+    let receipt_der = pem_or_der(files.pop().unwrap_or_default());
+    let statement_json = files.pop().unwrap_or_default();
+    let now = kyso_clock::Clock::now_utc(&kyso_clock::SystemClock);
+    let check = match kyso_server::verification::check_receipt(
+        &statement_json,
+        &receipt_der,
+        &root_der,
+        signer,
+        now,
+    )
+    .await
+    {
+        Ok(check) => check,
+        Err(e) => return fail(e.code(), &e.messages().1),
+    };
+    let receipt_report = &check.receipt;
+    let when = receipt_report
+        .signatures
+        .first()
+        .map(|s| s.best_signature_time.to_string())
+        .unwrap_or_default();
+    println!(
+        "receipt: {}{} — signed by {} at {when}",
+        receipt_report.indication.as_str(),
+        receipt_report
+            .sub_indication
+            .map(|s| format!(" ({})", s.as_str()))
+            .unwrap_or_default(),
+        check.signer_common_name().unwrap_or("?"),
+    );
+    println!(
+        "statement {}: {} verified {} — {}",
+        check.statement.id,
+        check.statement.service,
+        check.statement.report.validation_time,
+        check.statement.report.indication.as_str()
+    );
+    if check.passed() {
+        println!("Biên nhận hợp lệ / The receipt is valid.");
+        ExitCode::SUCCESS
+    } else {
+        if !check.signer_expected {
+            eprintln!("kyso: the receipt is not signed by {signer:?}");
+        }
+        println!("Biên nhận không hợp lệ / The receipt is NOT valid.");
+        ExitCode::from(2)
+    }
+}
+
+/// PEM files become their DER contents; anything else is taken as DER.
+fn pem_or_der(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.starts_with(b"-----BEGIN")
+        && let Ok((_, der)) = der::pem::decode_vec(&bytes)
+    {
+        return der;
+    }
+    bytes
 }
 
 fn fail(code: &str, message: &str) -> ExitCode {

@@ -246,3 +246,197 @@ fn operator_commands_work_end_to_end() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("BROKEN at seq 2"), "{}", text(&out));
 }
+
+/// A plain HTTP/1.1 request on loopback; returns the status and the body bytes.
+fn http(port: u16, method: &str, path: &str, key: Option<&str>, json: Option<&str>) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = json.unwrap_or("");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some(key) = key {
+        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    if json.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    (status, bytes[split + 4..].to_vec())
+}
+
+fn json_field(body: &[u8], pointer: &str) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+    value.pointer(pointer).cloned().unwrap_or_default()
+}
+
+#[test]
+fn sign_verify_and_check_the_receipt_from_the_command_line() {
+    let env = setup(&["kyso-ca"]);
+    let kyso = |args: &[&str]| {
+        env.kyso("kyso-ca")
+            // The kernel's clock state depends on the machine; this test is about the commands.
+            .env("KYSO_TSA_REQUIRE_SYNCHRONISED_CLOCK", "false")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = kyso(&["init"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let admin = std::fs::read_to_string(env.data_dir().join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // A key officer enrols a staff member with a key generated on the CA token (the default
+    // signing token); the server writes the certificate beside it.
+    let mut server = ServerGuard(
+        env.kyso("kyso-ca")
+            .env("KYSO_TSA_REQUIRE_SYNCHRONISED_CLOCK", "false")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut up = false;
+    for _ in 0..150 {
+        if http_get(env.port, "/healthz").is_some() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "kyso serve did not start");
+    let (status, staff) = http(
+        env.port,
+        "POST",
+        "/v1/staff",
+        Some(&admin),
+        Some(r#"{"full_name":"Trần Thị Bình","agency":"ỦY BAN NHÂN DÂN TỈNH QUẢNG NGÃI","email":"binhtt@quangngai.gov.vn","identity_numbers":["CCCD:051212345645"]}"#),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&staff));
+    let id = json_field(&staff, "/id");
+    let (status, enrolled) = http(
+        env.port,
+        "POST",
+        &format!("/v1/staff/{id}/enroll"),
+        Some(&admin),
+        Some(&format!(
+            r#"{{"token_label":"kyso-ca","pin":"{PIN}","key_algorithm":"p256","key_label":"binh-ky-so"}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&enrolled));
+    let dir = env.dir.path();
+    let mut chain = Vec::new();
+    for ca in ["kyso-root", "kyso-issuing"] {
+        let (status, der) = http(env.port, "GET", &format!("/ca/{ca}.crt"), None, None);
+        assert_eq!(status, 200);
+        std::fs::write(dir.join(format!("{ca}.der")), &der).unwrap();
+        let pem = Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-in"])
+            .arg(dir.join(format!("{ca}.der")))
+            .output()
+            .unwrap();
+        chain.extend(pem.stdout);
+    }
+    std::fs::write(dir.join("chain.pem"), &chain).unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    server.0.wait().unwrap();
+
+    // kyso sign cms: a B-T signature beside the document, which openssl verifies.
+    let doc = dir.join("quyet-dinh.txt");
+    std::fs::write(&doc, "QUYẾT ĐỊNH số 7/QĐ-UBND").unwrap();
+    let out = kyso(&["sign", "cms", "--key", "binh-ky-so", "--level", "B-T", doc.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let signature = dir.join("quyet-dinh.txt.p7s");
+    let openssl = Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+        .arg(&signature)
+        .arg("-CAfile")
+        .arg(dir.join("chain.pem"))
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(openssl.status.success(), "{}", text(&openssl));
+    // A key that is not on the token.
+    let out = kyso(&["sign", "cms", "--key", "nobody", doc.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("signing_key_not_found"), "{}", text(&out));
+
+    // kyso verify: passed (exit 0), with the statement and its receipt written out.
+    let receipts = dir.join("receipts");
+    std::fs::create_dir(&receipts).unwrap();
+    let out = kyso(&[
+        "verify",
+        signature.to_str().unwrap(),
+        "--out-dir",
+        receipts.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("TOTAL-PASSED"), "{}", text(&out));
+    assert!(text(&out).contains("Trần Thị Bình"), "{}", text(&out));
+    let mut written: Vec<_> = std::fs::read_dir(&receipts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 2, "{written:?}");
+    let (statement, receipt) = (&written[0], &written[1]);
+    assert!(statement.extension().unwrap() == "json" && receipt.extension().unwrap() == "p7s");
+
+    // kyso verify-receipt, offline (no configuration at all): valid.
+    let offline = |statement: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_kyso"))
+            .env_clear()
+            .env("KYSO_LOG", "warn")
+            .args(["verify-receipt", "--statement"])
+            .arg(statement)
+            .arg("--receipt")
+            .arg(receipt)
+            .arg("--root")
+            .arg(dir.join("kyso-root.der"))
+            .output()
+            .unwrap()
+    };
+    let out = offline(statement);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("The receipt is valid"), "{}", text(&out));
+    // openssl agrees.
+    let openssl = Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+        .arg(receipt)
+        .arg("-content")
+        .arg(statement)
+        .arg("-CAfile")
+        .arg(dir.join("chain.pem"))
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(openssl.status.success(), "{}", text(&openssl));
+    // One changed character in the statement: not valid (exit 2).
+    let tampered = dir.join("tampered.json");
+    let text_of = std::fs::read_to_string(statement).unwrap();
+    std::fs::write(&tampered, text_of.replacen("TOTAL-PASSED", "TOTAL-FAILED", 1)).unwrap();
+    let out = offline(&tampered);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("NOT valid"), "{}", text(&out));
+}

@@ -5,28 +5,18 @@ use axum::Json;
 use axum::extract::{Request, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kyso_cades::{CadesSigner, Content, Level, SignError, SignOptions};
+use kyso_cades::Level;
 use kyso_hsm::HashAlgorithm;
 use kyso_store::{AuditOutcome, ClientRole, NewAuditEvent};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 
 use crate::auth::Caller;
-use crate::error::{AppError, ErrorDetail};
+use crate::error::AppError;
+pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
+use crate::signing::Document;
 use crate::state::AppState;
 
 const SIGNERS: &[ClientRole] = &[ClientRole::Client, ClientRole::Admin];
-
-/// Where the signed content goes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Packaging {
-    /// The content travels inside the SignedData.
-    #[default]
-    Attached,
-    /// The SignedData carries no content (the document is kept beside it).
-    Detached,
-}
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -63,37 +53,6 @@ pub struct DocumentInput {
     /// sha256, sha384 or sha512; must be the key's hash.
     #[serde(default)]
     pub digest_algorithm: Option<String>,
-}
-
-/// The response body.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SignCmsResponse {
-    pub key: String,
-    pub level: Level,
-    pub packaging: Packaging,
-    /// The signer certificate's serial, hex.
-    pub certificate_serial: String,
-    /// The hash the key signs with.
-    pub digest_algorithm: String,
-    /// The signing-time attribute put in every signature (RFC 3339, UTC).
-    pub signing_time: String,
-    pub results: Vec<DocumentResult>,
-}
-
-/// One document's outcome.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DocumentResult {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub ok: bool,
-    /// ContentInfo(SignedData) DER, base64.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cms: Option<String>,
-    /// SHA-256 of the signed document (or the supplied digest), hex: what the audit log records.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub document_sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail>,
 }
 
 /// `POST /v1/sign/cms`.
@@ -137,109 +96,25 @@ pub async fn sign_cms(
             key: truncate(key, 128),
         });
     }
-    let now = state.clock().now_unix();
-    let trust = state.trust();
-    let signer = trust.signing_keys().signer(key, now).await?;
-    if let Err(refusal) = trust
-        .signing_keys()
-        .check_status(state.store(), &signer, now)
-        .await
-    {
-        state
-            .audit(NewAuditEvent {
-                actor: caller.actor(),
-                action: "sign.cms".to_owned(),
-                target: format!("key:{key}"),
-                outcome: AuditOutcome::Failure,
-                details: serde_json::json!({ "reason": refusal.code() }),
-            })
-            .await?;
-        return Err(refusal);
-    }
-    let signing_time = state.clock().now_utc();
-    let options = SignOptions::new(request.level, signing_time);
-    let own_ca = trust.own_ca();
-    let mut results = Vec::with_capacity(request.documents.len());
-    for document in &request.documents {
-        let result = sign_document(
-            &signer,
-            document,
-            request.packaging,
-            &options,
-            &state,
-            &own_ca,
-        )
-        .await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.code(),
-        };
-        state.metrics().cms_signature(request.level.name(), outcome);
-        results.push(match result {
-            Ok((cms, sha256)) => DocumentResult {
-                id: document.id.clone(),
-                ok: true,
-                cms: Some(B64.encode(cms)),
-                document_sha256: Some(sha256),
-                error: None,
-            },
-            Err(e) => DocumentResult {
-                id: document.id.clone(),
-                ok: false,
-                cms: None,
-                document_sha256: None,
-                error: Some(e.body().error),
-            },
-        });
-    }
-    let signed: Vec<&str> = results
+    let documents: Vec<(Option<String>, Result<Document, AppError>)> = request
+        .documents
         .iter()
-        .filter_map(|r| r.document_sha256.as_deref())
+        .map(|d| (d.id.clone(), decode_document(d, request.packaging)))
         .collect();
-    state
-        .audit(NewAuditEvent {
-            actor: caller.actor(),
-            action: "sign.cms".to_owned(),
-            target: format!("key:{key}"),
-            outcome: if signed.is_empty() {
-                AuditOutcome::Failure
-            } else {
-                AuditOutcome::Success
-            },
-            details: serde_json::json!({
-                "level": request.level.name(),
-                "packaging": request.packaging,
-                "certificate_serial": hex::encode(signer.certificate().tbs_certificate().serial_number().as_bytes()),
-                "documents": request.documents.len(),
-                "signed_sha256": signed,
-            }),
-        })
-        .await?;
-    Ok(Json(SignCmsResponse {
-        key: request.key.clone(),
-        level: request.level,
-        packaging: request.packaging,
-        certificate_serial: hex::encode(
-            signer
-                .certificate()
-                .tbs_certificate()
-                .serial_number()
-                .as_bytes(),
-        ),
-        digest_algorithm: signer.key().hash().name().to_owned(),
-        signing_time: crate::handlers::rfc3339(signing_time),
-        results,
-    }))
+    let outcome = crate::signing::sign_documents(
+        &state,
+        &caller.actor(),
+        key,
+        request.level,
+        request.packaging,
+        documents,
+    )
+    .await?;
+    Ok(Json(outcome.into_response()))
 }
 
-async fn sign_document(
-    signer: &CadesSigner,
-    document: &DocumentInput,
-    packaging: Packaging,
-    options: &SignOptions,
-    state: &AppState,
-    own_ca: &std::sync::Arc<crate::trust_services::OwnCaData>,
-) -> Result<(Vec<u8>, String), AppError> {
+/// A document's bytes from its JSON form.
+fn decode_document(document: &DocumentInput, packaging: Packaging) -> Result<Document, AppError> {
     let bad_base64 = |field: &str| {
         AppError::unprocessable(
             "document_bad_base64",
@@ -247,47 +122,28 @@ async fn sign_document(
             format!("Field {field} is not valid base64."),
         )
     };
-    let (content_bytes, digest_bytes, algorithm);
-    let content = match (&document.content, &document.digest) {
+    match (&document.content, &document.digest) {
         (Some(text), None) => {
-            content_bytes = B64.decode(text).map_err(|_| bad_base64("content"))?;
-            match packaging {
-                Packaging::Attached => Content::Attached(&content_bytes),
-                Packaging::Detached => Content::Detached(&content_bytes),
-            }
+            let bytes = B64.decode(text).map_err(|_| bad_base64("content"))?;
+            Ok(match packaging {
+                Packaging::Attached => Document::Attached(bytes),
+                Packaging::Detached => Document::Detached(bytes),
+            })
         }
         (None, Some(text)) => {
-            digest_bytes = B64.decode(text).map_err(|_| bad_base64("digest"))?;
+            let digest = B64.decode(text).map_err(|_| bad_base64("digest"))?;
             let name = document.digest_algorithm.as_deref().unwrap_or("sha256");
-            algorithm = parse_hash(name)?;
-            Content::Digest {
-                algorithm,
-                digest: &digest_bytes,
-            }
+            Ok(Document::Digest {
+                algorithm: parse_hash(name)?,
+                digest,
+            })
         }
-        _ => {
-            return Err(AppError::unprocessable(
-                "document_content_or_digest",
-                "Mỗi tài liệu cần đúng một trong hai trường content hoặc digest.",
-                "Each document needs exactly one of content or digest.",
-            ));
-        }
-    };
-    let sha256 = match content {
-        Content::Attached(data) | Content::Detached(data) => hex::encode(Sha256::digest(data)),
-        Content::Digest { digest, .. } => hex::encode(Sha256::digest(digest)),
-    };
-    let tsa = state.trust().timestamps();
-    let cms = kyso_cades::sign(
-        signer,
-        content,
-        options,
-        Some(tsa),
-        Some(own_ca.as_ref() as &dyn kyso_cades::ValidationDataSource),
-    )
-    .await
-    .map_err(sign_error)?;
-    Ok((cms, sha256))
+        _ => Err(AppError::unprocessable(
+            "document_content_or_digest",
+            "Mỗi tài liệu cần đúng một trong hai trường content hoặc digest.",
+            "Each document needs exactly one of content or digest.",
+        )),
+    }
 }
 
 fn parse_hash(name: &str) -> Result<HashAlgorithm, AppError> {
@@ -300,41 +156,6 @@ fn parse_hash(name: &str) -> Result<HashAlgorithm, AppError> {
             "Thuật toán băm phải là sha256, sha384 hoặc sha512.",
             "The digest algorithm must be sha256, sha384 or sha512.",
         )),
-    }
-}
-
-/// A signing failure: the caller's (a digest of the wrong kind or length) or ours.
-fn sign_error(e: SignError) -> AppError {
-    match &e {
-        SignError::DigestAlgorithmMismatch { .. } | SignError::DigestLength { .. } => {
-            AppError::unprocessable(
-                e.code(),
-                format!("Giá trị băm không phù hợp với khóa ký ({}).", e.code()),
-                e.to_string(),
-            )
-        }
-        SignError::Hsm { .. } => AppError::Unavailable {
-            code: e.code().to_owned().into(),
-            what: "HSM",
-            detail: e.to_string(),
-        },
-        SignError::Timestamp(_) | SignError::TimestampTokenMalformed { .. } => {
-            AppError::Unavailable {
-                code: e.code().to_owned().into(),
-                what: "TSA",
-                detail: e.to_string(),
-            }
-        }
-        SignError::ValidationData(inner) => AppError::conflict(
-            inner.code(),
-            "Không thu thập được dữ liệu kiểm tra (chuỗi chứng thư, danh sách thu hồi) cho mức B-LT."
-                .to_owned(),
-            e.to_string(),
-        ),
-        _ => AppError::Internal {
-            code: e.code().to_owned().into(),
-            context: e.to_string(),
-        },
     }
 }
 

@@ -420,3 +420,145 @@ async fn signing_is_refused_without_a_grant_or_with_a_revoked_certificate() {
         "signing_certificate_expired",
     );
 }
+
+/// Signs one document as `client` and returns the CMS DER.
+async fn sign_one(h: &Harness, client: &str, level: &str, packaging: &str, doc: &[u8]) -> Vec<u8> {
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(client),
+            Some(json!({"key": "an-ky-so", "level": level, "packaging": packaging,
+                        "documents": [{"content": B64.encode(doc)}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    B64.decode(body["results"][0]["cms"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn verification_reports_carry_a_receipt_and_are_stored() {
+    let h = Harness::new("verify-receipt").await;
+    let (serial, client) = signing_key_and_client(&h, "an-ky-so").await;
+    let doc = "Giấy phép xây dựng số 45/GPXD".as_bytes();
+    let cms = sign_one(&h, &client, "B-T", "detached", doc).await;
+    h.clock.advance(std::time::Duration::from_secs(60));
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/verify",
+            Some(&client),
+            Some(json!({"signature": B64.encode(&cms), "content": B64.encode(doc)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["indication"], "TOTAL-PASSED", "{body:#}");
+    let report = &body["statement"]["report"];
+    let signature = &report["signatures"][0];
+    assert_eq!(signature["indication"], "TOTAL-PASSED");
+    assert_eq!(signature["time_source"], "timestamp");
+    assert_eq!(signature["level"], "B-T");
+    assert_eq!(signature["signer_certificate"]["serial"], serial);
+    // Identity numbers are masked in reports.
+    let text = body.to_string();
+    assert!(!text.contains("079212345645"), "{text}");
+    assert_eq!(
+        body["statement"]["input"]["content_sha256"],
+        hex::encode(sha2::Sha256::digest(doc))
+    );
+    // The receipt is a detached signature over the exact statement text, by the validation
+    // service, with a timestamp, and it validates with the service's own trust store.
+    let statement_json = body["statement_json"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(statement_json).unwrap();
+    assert_eq!(parsed, body["statement"]);
+    let receipt = B64.decode(body["receipt"].as_str().unwrap()).unwrap();
+    let checked = h
+        .state
+        .trust()
+        .validator()
+        .validate_cms(
+            kyso_cades::CmsInput {
+                detached: DetachedContent::Content(statement_json.as_bytes()),
+                ..kyso_cades::CmsInput::new(&receipt)
+            },
+            kyso_clock::Clock::now_utc(&h.clock),
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked.indication.as_str(), "TOTAL-PASSED", "{checked:#?}");
+    assert_eq!(checked.signatures[0].level.name(), "B-LT");
+    let signer = checked.signatures[0].signer.as_ref().unwrap();
+    assert!(format!("{signer:?}").contains("kyso Validation Service"), "{signer:?}");
+    // Stored: the same answer from GET, for this client; not for another client.
+    let id = body["id"].as_str().unwrap();
+    let (status, again) = h
+        .json("GET", &format!("/v1/verifications/{id}"), Some(&client), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["statement_json"], body["statement_json"]);
+    assert_eq!(again["receipt"], body["receipt"]);
+    let other = h.client_key("client").await;
+    let (status, value) = h
+        .json("GET", &format!("/v1/verifications/{id}"), Some(&other), None)
+        .await;
+    assert_error(status, &value, StatusCode::NOT_FOUND, "verification_not_found");
+    let (status, value) = h
+        .json("GET", "/v1/verifications/..%2Fetc", Some(&h.admin_key), None)
+        .await;
+    assert_error(status, &value, StatusCode::NOT_FOUND, "verification_not_found");
+    let records = h.store().list_audit(1, 1000).await.unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.action == "verify" && r.target == format!("verification:{id}")),
+        "the verification is audited"
+    );
+}
+
+#[tokio::test]
+async fn tampering_gives_the_etsi_sub_indications() {
+    let h = Harness::new("verify-tamper").await;
+    let (_, client) = signing_key_and_client(&h, "an-ky-so").await;
+    let doc = b"Thong bao ket qua";
+    let cms = sign_one(&h, &client, "B-B", "detached", doc).await;
+    let verify = |signature: Vec<u8>, content: &[u8]| {
+        json!({"signature": B64.encode(signature), "content": B64.encode(content)})
+    };
+    // Another document: HASH_FAILURE.
+    let (status, body) = h
+        .json("POST", "/v1/verify", Some(&client), Some(verify(cms.clone(), b"other")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["indication"], "TOTAL-FAILED");
+    assert_eq!(body["statement"]["report"]["signatures"][0]["sub_indication"], "HASH_FAILURE");
+    // A flipped bit in the signature value (its last bytes): SIG_CRYPTO_FAILURE.
+    let mut broken = cms.clone();
+    let last = broken.len() - 3;
+    broken[last] ^= 0x01;
+    let (status, body) = h
+        .json("POST", "/v1/verify", Some(&client), Some(verify(broken, doc)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["indication"], "TOTAL-FAILED");
+    assert_eq!(
+        body["statement"]["report"]["signatures"][0]["sub_indication"],
+        "SIG_CRYPTO_FAILURE"
+    );
+    // Not CMS at all, or truncated: 422 with the parser's code, never a 5xx.
+    for garbage in [b"hello".to_vec(), cms[..cms.len() / 2].to_vec()] {
+        let (status, value) = h
+            .json("POST", "/v1/verify", Some(&client), Some(verify(garbage, doc)))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
+        assert!(value["error"]["code"].as_str().unwrap().starts_with("cms_"), "{value}");
+    }
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/verify",
+            Some(&client),
+            Some(json!({"signature": "***"})),
+        )
+        .await;
+    assert_error(status, &value, StatusCode::UNPROCESSABLE_ENTITY, "verify_bad_base64");
+}

@@ -1,0 +1,285 @@
+//! Signing documents with a key on the signing token: the part shared by `POST /v1/sign/cms` and
+//! `kyso sign cms` (certificate status at signing time, the CAdES level, one result per
+//! document, one audit record per call).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kyso_cades::{CadesSigner, Content, Level, SignError, SignOptions, ValidationDataSource};
+use kyso_hsm::HashAlgorithm;
+use kyso_store::{AuditOutcome, NewAuditEvent};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{AppError, ErrorDetail};
+use crate::state::AppState;
+use crate::trust_services::OwnCaData;
+
+/// Where the signed content goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Packaging {
+    /// The content travels inside the SignedData.
+    #[default]
+    Attached,
+    /// The SignedData carries no content (the document is kept beside it).
+    Detached,
+}
+
+/// One document to sign.
+#[derive(Clone, Debug)]
+pub enum Document {
+    Attached(Vec<u8>),
+    Detached(Vec<u8>),
+    /// Only the digest; the signature is detached.
+    Digest {
+        algorithm: HashAlgorithm,
+        digest: Vec<u8>,
+    },
+}
+
+impl Document {
+    fn content(&self) -> Content<'_> {
+        match self {
+            Document::Attached(data) => Content::Attached(data),
+            Document::Detached(data) => Content::Detached(data),
+            Document::Digest { algorithm, digest } => Content::Digest {
+                algorithm: *algorithm,
+                digest,
+            },
+        }
+    }
+
+    /// SHA-256 of the document (or of the supplied digest), hex: what the audit log records.
+    fn sha256_hex(&self) -> String {
+        match self {
+            Document::Attached(data) | Document::Detached(data) => {
+                hex::encode(Sha256::digest(data))
+            }
+            Document::Digest { digest, .. } => hex::encode(Sha256::digest(digest)),
+        }
+    }
+}
+
+/// The outcome of one call.
+#[derive(Debug)]
+pub struct SignOutcome {
+    pub key: String,
+    pub level: Level,
+    pub packaging: Packaging,
+    pub signer: CadesSigner,
+    pub signing_time: time::OffsetDateTime,
+    /// Per document, in order: its id, and the CMS DER with the document's SHA-256 or an error.
+    pub results: Vec<(Option<String>, Result<(Vec<u8>, String), AppError>)>,
+}
+
+/// The JSON answer of `POST /v1/sign/cms`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignCmsResponse {
+    pub key: String,
+    pub level: Level,
+    pub packaging: Packaging,
+    /// The signer certificate's serial, hex.
+    pub certificate_serial: String,
+    /// The hash the key signs with.
+    pub digest_algorithm: String,
+    /// The signing-time attribute put in every signature (RFC 3339, UTC).
+    pub signing_time: String,
+    pub results: Vec<DocumentResult>,
+}
+
+/// One document's outcome.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DocumentResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub ok: bool,
+    /// ContentInfo(SignedData) DER, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cms: Option<String>,
+    /// SHA-256 of the signed document (or of the supplied digest), hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+impl SignOutcome {
+    /// The serial of the signer certificate, hex.
+    pub fn certificate_serial(&self) -> String {
+        hex::encode(
+            self.signer
+                .certificate()
+                .tbs_certificate()
+                .serial_number()
+                .as_bytes(),
+        )
+    }
+
+    pub fn into_response(self) -> SignCmsResponse {
+        SignCmsResponse {
+            certificate_serial: self.certificate_serial(),
+            digest_algorithm: self.signer.key().hash().name().to_owned(),
+            signing_time: crate::handlers::rfc3339(self.signing_time),
+            key: self.key,
+            level: self.level,
+            packaging: self.packaging,
+            results: self
+                .results
+                .into_iter()
+                .map(|(id, result)| match result {
+                    Ok((cms, sha256)) => DocumentResult {
+                        id,
+                        ok: true,
+                        cms: Some(B64.encode(cms)),
+                        document_sha256: Some(sha256),
+                        error: None,
+                    },
+                    Err(e) => DocumentResult {
+                        id,
+                        ok: false,
+                        cms: None,
+                        document_sha256: None,
+                        error: Some(e.body().error),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Signs `documents` with key `key` for `actor` (who must be allowed the key: the caller checks
+/// grants). Refuses the whole call, audited, when the key's certificate is not valid and in good
+/// standing now; a document's own problem fails only that document.
+pub async fn sign_documents(
+    state: &AppState,
+    actor: &str,
+    key: &str,
+    level: Level,
+    packaging: Packaging,
+    documents: Vec<(Option<String>, Result<Document, AppError>)>,
+) -> Result<SignOutcome, AppError> {
+    let now = state.clock().now_unix();
+    let trust = state.trust();
+    let signer = trust.signing_keys().signer(key, now).await?;
+    if let Err(refusal) = trust
+        .signing_keys()
+        .check_status(state.store(), &signer, now)
+        .await
+    {
+        state
+            .audit(NewAuditEvent {
+                actor: actor.to_owned(),
+                action: "sign.cms".to_owned(),
+                target: format!("key:{key}"),
+                outcome: AuditOutcome::Failure,
+                details: serde_json::json!({ "reason": refusal.code() }),
+            })
+            .await?;
+        return Err(refusal);
+    }
+    let signing_time = state.clock().now_utc();
+    let options = SignOptions::new(level, signing_time);
+    let own_ca = trust.own_ca();
+    let document_count = documents.len();
+    let mut results = Vec::with_capacity(document_count);
+    for (id, document) in documents {
+        let result = match document {
+            Ok(document) => sign_one(state, &signer, &document, &options, &own_ca).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        state.metrics().cms_signature(level.name(), outcome);
+        results.push((id, result));
+    }
+    let signed: Vec<&str> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|(_, sha)| sha.as_str()))
+        .collect();
+    let outcome = SignOutcome {
+        key: key.to_owned(),
+        level,
+        packaging,
+        signer: signer.clone(),
+        signing_time,
+        results: Vec::new(),
+    };
+    state
+        .audit(NewAuditEvent {
+            actor: actor.to_owned(),
+            action: "sign.cms".to_owned(),
+            target: format!("key:{key}"),
+            outcome: if signed.is_empty() {
+                AuditOutcome::Failure
+            } else {
+                AuditOutcome::Success
+            },
+            details: serde_json::json!({
+                "level": level.name(),
+                "packaging": packaging,
+                "certificate_serial": outcome.certificate_serial(),
+                "documents": document_count,
+                "signed_sha256": signed,
+            }),
+        })
+        .await?;
+    Ok(SignOutcome { results, ..outcome })
+}
+
+async fn sign_one(
+    state: &AppState,
+    signer: &CadesSigner,
+    document: &Document,
+    options: &SignOptions,
+    own_ca: &Arc<OwnCaData>,
+) -> Result<(Vec<u8>, String), AppError> {
+    let cms = kyso_cades::sign(
+        signer,
+        document.content(),
+        options,
+        Some(state.trust().timestamps()),
+        Some(own_ca.as_ref() as &dyn ValidationDataSource),
+    )
+    .await
+    .map_err(sign_error)?;
+    Ok((cms, document.sha256_hex()))
+}
+
+/// A signing failure: the caller's (a digest of the wrong kind or length) or ours.
+pub fn sign_error(e: SignError) -> AppError {
+    match &e {
+        SignError::DigestAlgorithmMismatch { .. } | SignError::DigestLength { .. } => {
+            AppError::unprocessable(
+                e.code(),
+                format!("Giá trị băm không phù hợp với khóa ký ({}).", e.code()),
+                e.to_string(),
+            )
+        }
+        SignError::Hsm { .. } => AppError::Unavailable {
+            code: e.code().to_owned().into(),
+            what: "HSM",
+            detail: e.to_string(),
+        },
+        SignError::Timestamp(_) | SignError::TimestampTokenMalformed { .. } => {
+            AppError::Unavailable {
+                code: e.code().to_owned().into(),
+                what: "TSA",
+                detail: e.to_string(),
+            }
+        }
+        SignError::ValidationData(inner) => AppError::conflict(
+            inner.code(),
+            "Không thu thập được dữ liệu kiểm tra (chuỗi chứng thư, danh sách thu hồi) cho mức B-LT."
+                .to_owned(),
+            e.to_string(),
+        ),
+        _ => AppError::Internal {
+            code: e.code().to_owned().into(),
+            context: e.to_string(),
+        },
+    }
+}
