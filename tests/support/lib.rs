@@ -44,6 +44,8 @@ pub struct NodeOptions {
     /// answer depends on the machine (a VM without NTP says no), and a test that needs the real
     /// check turns it on and compares with `kyso_clock::system_sync_status`.
     pub require_synchronised_clock: bool,
+    /// Last changes to the configuration before the node starts (trust anchors, ...).
+    pub configure: Option<Box<dyn FnOnce(&mut Config) + Send>>,
 }
 
 impl Default for NodeOptions {
@@ -54,6 +56,7 @@ impl Default for NodeOptions {
             init: true,
             admin_key: None,
             require_synchronised_clock: false,
+            configure: None,
         }
     }
 }
@@ -97,6 +100,9 @@ impl Node {
         config.hsm.module = kyso_hsm::testing::softhsm_module_path();
         config.hsm.token_label = token.label().to_owned();
         config.tsa.require_synchronised_clock = options.require_synchronised_clock;
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
 
         let clock: SharedClock = SystemClock::shared();
         let store = kyso_store::open_with_clock(&config.database_url(), clock.clone())

@@ -123,7 +123,10 @@ pub async fn verify_and_record(
         service: state.config().public_url.clone(),
         input: VerifiedInput {
             signature_sha256: hex::encode(Sha256::digest(&input.signature)),
-            content_sha256: input.content.as_ref().map(|c| hex::encode(Sha256::digest(c))),
+            content_sha256: input
+                .content
+                .as_ref()
+                .map(|c| hex::encode(Sha256::digest(c))),
             content_digest: input
                 .digest
                 .as_ref()

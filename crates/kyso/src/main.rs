@@ -318,7 +318,10 @@ async fn sign_cms(
     } else {
         Packaging::Attached
     };
-    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
     let outcome = match kyso_server::signing::sign_documents(
         &state, &actor, key, level, packaging, documents,
     )
@@ -370,7 +373,10 @@ fn clock_status(config: &Config) -> ExitCode {
     let status = kyso_clock::system_sync_status();
     let max_us = config.tsa.max_clock_error_millis.saturating_mul(1000);
     let trusted = match status {
-        kyso_clock::SyncStatus::Synchronised { max_error_us, est_error_us } => {
+        kyso_clock::SyncStatus::Synchronised {
+            max_error_us,
+            est_error_us,
+        } => {
             println!(
                 "synchronised: maximum error {max_error_us} µs, estimated error {est_error_us} µs \
                  (the TSA accepts up to {max_us} µs)"
@@ -378,7 +384,9 @@ fn clock_status(config: &Config) -> ExitCode {
             max_error_us <= max_us
         }
         kyso_clock::SyncStatus::Unsynchronised => {
-            println!("not synchronised: the kernel reports the clock unsynchronised (no NTP/PTP discipline)");
+            println!(
+                "not synchronised: the kernel reports the clock unsynchronised (no NTP/PTP discipline)"
+            );
             false
         }
         kyso_clock::SyncStatus::Unknown => {
@@ -423,7 +431,10 @@ async fn verify(
         Ok(state) => state,
         Err(e) => return fail(e.code(), &e.to_string()),
     };
-    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
     let stored =
         match kyso_server::verification::verify_and_record(&state, &actor, None, input).await {
             Ok(stored) => stored,

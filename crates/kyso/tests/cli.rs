@@ -248,7 +248,13 @@ fn operator_commands_work_end_to_end() {
 }
 
 /// A plain HTTP/1.1 request on loopback; returns the status and the body bytes.
-fn http(port: u16, method: &str, path: &str, key: Option<&str>, json: Option<&str>) -> (u16, Vec<u8>) {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    json: Option<&str>,
+) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -273,7 +279,9 @@ fn http(port: u16, method: &str, path: &str, key: Option<&str>, json: Option<&st
     let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "{head}"
     );
     (status, bytes[split + 4..].to_vec())
@@ -327,7 +335,9 @@ fn sign_verify_and_check_the_receipt_from_the_command_line() {
         "POST",
         "/v1/staff",
         Some(&admin),
-        Some(r#"{"full_name":"Trần Thị Bình","agency":"ỦY BAN NHÂN DÂN TỈNH QUẢNG NGÃI","email":"binhtt@quangngai.gov.vn","identity_numbers":["CCCD:051212345645"]}"#),
+        Some(
+            r#"{"full_name":"Trần Thị Bình","agency":"ỦY BAN NHÂN DÂN TỈNH QUẢNG NGÃI","email":"binhtt@quangngai.gov.vn","identity_numbers":["CCCD:051212345645"]}"#,
+        ),
     );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&staff));
     let id = json_field(&staff, "/id");
@@ -365,7 +375,15 @@ fn sign_verify_and_check_the_receipt_from_the_command_line() {
     // kyso sign cms: a B-T signature beside the document, which openssl verifies.
     let doc = dir.join("quyet-dinh.txt");
     std::fs::write(&doc, "QUYẾT ĐỊNH số 7/QĐ-UBND").unwrap();
-    let out = kyso(&["sign", "cms", "--key", "binh-ky-so", "--level", "B-T", doc.to_str().unwrap()]);
+    let out = kyso(&[
+        "sign",
+        "cms",
+        "--key",
+        "binh-ky-so",
+        "--level",
+        "B-T",
+        doc.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let signature = dir.join("quyet-dinh.txt.p7s");
     let openssl = Command::new("openssl")
@@ -380,7 +398,11 @@ fn sign_verify_and_check_the_receipt_from_the_command_line() {
     // A key that is not on the token.
     let out = kyso(&["sign", "cms", "--key", "nobody", doc.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("signing_key_not_found"), "{}", text(&out));
+    assert!(
+        text(&out).contains("signing_key_not_found"),
+        "{}",
+        text(&out)
+    );
 
     // kyso verify: passed (exit 0), with the statement and its receipt written out.
     let receipts = dir.join("receipts");
@@ -419,7 +441,11 @@ fn sign_verify_and_check_the_receipt_from_the_command_line() {
     };
     let out = offline(statement);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("The receipt is valid"), "{}", text(&out));
+    assert!(
+        text(&out).contains("The receipt is valid"),
+        "{}",
+        text(&out)
+    );
     // openssl agrees.
     let openssl = Command::new("openssl")
         .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
@@ -435,7 +461,11 @@ fn sign_verify_and_check_the_receipt_from_the_command_line() {
     // One changed character in the statement: not valid (exit 2).
     let tampered = dir.join("tampered.json");
     let text_of = std::fs::read_to_string(statement).unwrap();
-    std::fs::write(&tampered, text_of.replacen("TOTAL-PASSED", "TOTAL-FAILED", 1)).unwrap();
+    std::fs::write(
+        &tampered,
+        text_of.replacen("TOTAL-PASSED", "TOTAL-FAILED", 1),
+    )
+    .unwrap();
     let out = offline(&tampered);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("NOT valid"), "{}", text(&out));

@@ -1052,3 +1052,110 @@ fn validate_cms_future_is_send() {
     let future = validator.validate_cms(CmsInput::new(&[]), in_2020());
     assert_send(&future);
 }
+
+/// The real Sectigo timestamp token (`openssl-80-test_tsa_data`): its signature and ESS binding
+/// verify, and its TSA certificate chains to the USERTrust root at the token's own time.
+#[tokio::test]
+async fn the_real_sectigo_timestamp_token_validates_under_its_root() {
+    let dir = "rfc3161/openssl-80-test_tsa_data";
+    let reply = std::fs::read(testdata(&format!("{dir}/sectigo-all-zero.tsr"))).unwrap();
+    let token = kyso_asn1::rfc3161::TimeStampResp::from_der(&reply)
+        .unwrap()
+        .time_stamp_token
+        .expect("a granted reply")
+        .to_der()
+        .unwrap();
+    let pem = |name: &str| {
+        Certificate::from_pem(std::fs::read(testdata(&format!("{dir}/{name}"))).unwrap()).unwrap()
+    };
+    let signer = pem("sectigo-signer.pem");
+    let intermediate = pem("sectigo-time-stamping-ca.pem");
+    let root = pem("user-trust-ca.pem");
+    // Cryptographic checks alone.
+    let report = crate::verify::verify(&token, DetachedContent::None, &[signer.clone()]).unwrap();
+    assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
+    assert!(report.signers[0].signing_certificate_bound);
+    let gen_time = kyso_asn1::rfc3161::parse_token_der(&token)
+        .unwrap()
+        .tst_info
+        .gen_time
+        .to_offset_date_time();
+    // With the path: no revocation data for a Sectigo certificate here, so it is TRY_LATER with
+    // the default policy, and TOTAL-PASSED when revocation is not required.
+    let mut input = CmsInput::new(&token);
+    input.extra_certificates = vec![signer.clone(), intermediate.clone()];
+    let strict = validator(&[&root], ValidationPolicy::default())
+        .validate_cms(input.clone(), gen_time)
+        .await
+        .unwrap();
+    assert_eq!(strict.indication, Indication::Indeterminate, "{strict:#?}");
+    assert_eq!(sub(&strict), Some(SubIndication::TryLater));
+    let lenient = validator(
+        &[&root],
+        ValidationPolicy {
+            require_revocation_for_end_entity: false,
+            require_revocation_for_ca: false,
+            ..ValidationPolicy::default()
+        },
+    )
+    .validate_cms(input, gen_time)
+    .await
+    .unwrap();
+    assert_eq!(lenient.indication, Indication::TotalPassed, "{lenient:#?}");
+    let signer_name = lenient.signatures[0].signer.as_ref().unwrap();
+    assert!(
+        signer_name
+            .common_name
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Sectigo"),
+        "{signer_name:?}"
+    );
+    // Under another root (AAA Certificate Services, SHA-1 signed, so flagged as allowed): the
+    // cross certificate is not supplied, so there is no chain.
+    let other = pem("comodo-aaa.pem");
+    let mut store = TrustAnchors::new();
+    store
+        .add_anchor_der(&other.to_der().unwrap(), "aaa", None, true)
+        .unwrap();
+    let mut input = CmsInput::new(&token);
+    input.extra_certificates = vec![signer, intermediate];
+    let wrong = SignatureValidator::new(
+        Arc::new(PathValidator::new(store)),
+        ValidationPolicy::default(),
+    )
+    .validate_cms(input, gen_time)
+    .await
+    .unwrap();
+    assert_eq!(
+        sub(&wrong),
+        Some(SubIndication::NoCertificateChainFound),
+        "{wrong:#?}"
+    );
+}
+
+/// The Bouncy Castle evidence-record test tokens (BER, streaming-encoded): their signatures verify.
+#[test]
+fn the_real_bouncy_castle_timestamp_tokens_verify() {
+    let dir =
+        testdata("rfc3161/bc-tsp/20170316_Testdaten/Testdaten_ERS-Testool/rfc4998/2Chains3ATS");
+    let mut checked = 0;
+    for name in [
+        "BIN_ER.ers.0.0.tsr",
+        "BIN_ER.ers.0.1.tsr",
+        "BIN_ER.ers.1.0.tsr",
+    ] {
+        // Each is a TimeStampToken (ContentInfo), BER with indefinite lengths.
+        let token = std::fs::read(dir.join(name)).unwrap();
+        let report = crate::verify::verify(&token, DetachedContent::None, &[]).unwrap();
+        let signer = &report.signers[0];
+        assert!(
+            signer.signature_valid,
+            "{name}: {:?}",
+            signer.failure_codes()
+        );
+        assert!(signer.message_digest_valid, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::AppError;
-pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
 use crate::signing::Document;
+pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
 use crate::state::AppState;
 
 const SIGNERS: &[ClientRole] = &[ClientRole::Client, ClientRole::Admin];

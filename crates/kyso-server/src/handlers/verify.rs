@@ -109,7 +109,9 @@ pub async fn get(
     caller: Caller,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<VerificationResponse>, AppError> {
-    caller.require(&state, VERIFIERS, "verification.read").await?;
+    caller
+        .require(&state, VERIFIERS, "verification.read")
+        .await?;
     let stored = crate::verification::load(&state, &id).await?;
     // A client sees its own verifications; the other roles see all.
     if caller.role() == ClientRole::Client && stored.record.client_id != Some(caller.client.id) {

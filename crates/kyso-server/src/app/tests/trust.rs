@@ -106,6 +106,20 @@ async fn the_tsa_grants_records_and_echoes_the_nonce() {
         metrics.contains("kyso_timestamp_replies_total{status=\"granted\"} 1"),
         "{metrics}"
     );
+    // The HSM drops every session (as after a token reset): the next query is granted again,
+    // without restarting anything.
+    h.state.pki().token().testing_close_all_sessions();
+    let (status, reply) = post_tsa(
+        &h,
+        query(ImprintHash::Sha512, &[9; 64], None),
+        "application/timestamp-query",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = TimeStampResp::from_der(&reply).unwrap();
+    assert!(resp.status.status.is_granted(), "{:?}", resp.status);
+    assert!(h.state.pki().token().rebuild_count() >= 1);
+    assert_eq!(h.store().count_timestamps().await.unwrap(), before + 2);
 }
 
 #[tokio::test]
@@ -428,12 +442,15 @@ async fn sign_one(h: &Harness, client: &str, level: &str, packaging: &str, doc: 
             "POST",
             "/v1/sign/cms",
             Some(client),
-            Some(json!({"key": "an-ky-so", "level": level, "packaging": packaging,
-                        "documents": [{"content": B64.encode(doc)}]})),
+            Some(
+                json!({"key": "an-ky-so", "level": level, "packaging": packaging,
+                        "documents": [{"content": B64.encode(doc)}]}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    B64.decode(body["results"][0]["cms"].as_str().unwrap()).unwrap()
+    B64.decode(body["results"][0]["cms"].as_str().unwrap())
+        .unwrap()
 }
 
 #[tokio::test]
@@ -488,24 +505,52 @@ async fn verification_reports_carry_a_receipt_and_are_stored() {
     assert_eq!(checked.indication.as_str(), "TOTAL-PASSED", "{checked:#?}");
     assert_eq!(checked.signatures[0].level.name(), "B-LT");
     let signer = checked.signatures[0].signer.as_ref().unwrap();
-    assert!(format!("{signer:?}").contains("kyso Validation Service"), "{signer:?}");
+    assert!(
+        format!("{signer:?}").contains("kyso Validation Service"),
+        "{signer:?}"
+    );
     // Stored: the same answer from GET, for this client; not for another client.
     let id = body["id"].as_str().unwrap();
     let (status, again) = h
-        .json("GET", &format!("/v1/verifications/{id}"), Some(&client), None)
+        .json(
+            "GET",
+            &format!("/v1/verifications/{id}"),
+            Some(&client),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["statement_json"], body["statement_json"]);
     assert_eq!(again["receipt"], body["receipt"]);
     let other = h.client_key("client").await;
     let (status, value) = h
-        .json("GET", &format!("/v1/verifications/{id}"), Some(&other), None)
+        .json(
+            "GET",
+            &format!("/v1/verifications/{id}"),
+            Some(&other),
+            None,
+        )
         .await;
-    assert_error(status, &value, StatusCode::NOT_FOUND, "verification_not_found");
+    assert_error(
+        status,
+        &value,
+        StatusCode::NOT_FOUND,
+        "verification_not_found",
+    );
     let (status, value) = h
-        .json("GET", "/v1/verifications/..%2Fetc", Some(&h.admin_key), None)
+        .json(
+            "GET",
+            "/v1/verifications/..%2Fetc",
+            Some(&h.admin_key),
+            None,
+        )
         .await;
-    assert_error(status, &value, StatusCode::NOT_FOUND, "verification_not_found");
+    assert_error(
+        status,
+        &value,
+        StatusCode::NOT_FOUND,
+        "verification_not_found",
+    );
     let records = h.store().list_audit(1, 1000).await.unwrap();
     assert!(
         records
@@ -521,22 +566,33 @@ async fn tampering_gives_the_etsi_sub_indications() {
     let (_, client) = signing_key_and_client(&h, "an-ky-so").await;
     let doc = b"Thong bao ket qua";
     let cms = sign_one(&h, &client, "B-B", "detached", doc).await;
-    let verify = |signature: Vec<u8>, content: &[u8]| {
-        json!({"signature": B64.encode(signature), "content": B64.encode(content)})
-    };
+    let verify = |signature: Vec<u8>, content: &[u8]| json!({"signature": B64.encode(signature), "content": B64.encode(content)});
     // Another document: HASH_FAILURE.
     let (status, body) = h
-        .json("POST", "/v1/verify", Some(&client), Some(verify(cms.clone(), b"other")))
+        .json(
+            "POST",
+            "/v1/verify",
+            Some(&client),
+            Some(verify(cms.clone(), b"other")),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["indication"], "TOTAL-FAILED");
-    assert_eq!(body["statement"]["report"]["signatures"][0]["sub_indication"], "HASH_FAILURE");
+    assert_eq!(
+        body["statement"]["report"]["signatures"][0]["sub_indication"],
+        "HASH_FAILURE"
+    );
     // A flipped bit in the signature value (its last bytes): SIG_CRYPTO_FAILURE.
     let mut broken = cms.clone();
     let last = broken.len() - 3;
     broken[last] ^= 0x01;
     let (status, body) = h
-        .json("POST", "/v1/verify", Some(&client), Some(verify(broken, doc)))
+        .json(
+            "POST",
+            "/v1/verify",
+            Some(&client),
+            Some(verify(broken, doc)),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["indication"], "TOTAL-FAILED");
@@ -547,10 +603,18 @@ async fn tampering_gives_the_etsi_sub_indications() {
     // Not CMS at all, or truncated: 422 with the parser's code, never a 5xx.
     for garbage in [b"hello".to_vec(), cms[..cms.len() / 2].to_vec()] {
         let (status, value) = h
-            .json("POST", "/v1/verify", Some(&client), Some(verify(garbage, doc)))
+            .json(
+                "POST",
+                "/v1/verify",
+                Some(&client),
+                Some(verify(garbage, doc)),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
-        assert!(value["error"]["code"].as_str().unwrap().starts_with("cms_"), "{value}");
+        assert!(
+            value["error"]["code"].as_str().unwrap().starts_with("cms_"),
+            "{value}"
+        );
     }
     let (status, value) = h
         .json(
@@ -560,5 +624,10 @@ async fn tampering_gives_the_etsi_sub_indications() {
             Some(json!({"signature": "***"})),
         )
         .await;
-    assert_error(status, &value, StatusCode::UNPROCESSABLE_ENTITY, "verify_bad_base64");
+    assert_error(
+        status,
+        &value,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verify_bad_base64",
+    );
 }
