@@ -1,6 +1,7 @@
 //! Two kyso nodes on one PostgreSQL database work together: issue on one, revoke on the other, and
 //! OCSP on either sees it; their audit records form one intact chain.
 
+use base64::Engine;
 use kyso_tests::{Node, NodeOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,6 +21,7 @@ async fn issue_on_one_node_revoke_on_the_other_ocsp_on_either() {
         token: Some(token),
         init: false,
         admin_key: Some(a.admin_key.clone()),
+        ..NodeOptions::default()
     })
     .await;
 
@@ -50,6 +52,38 @@ async fn issue_on_one_node_revoke_on_the_other_ocsp_on_either() {
             "{status}"
         );
     }
+
+    // Both nodes sign with one key and timestamp through one ledger: serials never collide, and
+    // a signature made on one node verifies on the other.
+    let (client, _) = a.signing_client("shared-signing", "p256").await;
+    let doc = base64::engine::general_purpose::STANDARD.encode("Biên bản họp");
+    let mut signatures = Vec::new();
+    for node in [&a, &b, &a, &b] {
+        let (status, signed) = node
+            .post_json_as(
+                &client,
+                "/v1/sign/cms",
+                serde_json::json!({"key": "shared-signing", "level": "B-T",
+                                   "documents": [{"content": doc}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{signed}");
+        assert_eq!(signed["results"][0]["ok"], true, "{signed}");
+        signatures.push(signed["results"][0]["cms"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(a.store.count_timestamps().await.unwrap(), 4);
+    let (status, verified) = b
+        .post_json(
+            "/v1/verify",
+            serde_json::json!({"signature": signatures[0]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{verified}");
+    assert_eq!(verified["indication"], "TOTAL-PASSED", "{verified:#}");
+    let id = verified["id"].as_str().unwrap();
+    let (status, again) = a.get_json(&format!("/v1/verifications/{id}")).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["receipt"], verified["receipt"]);
 
     let report = kyso_server::tools::verify_audit_store(a.store.as_ref())
         .await

@@ -30,6 +30,9 @@ pub fn certs_test(relative: &str) -> PathBuf {
     repo_root().join("certs-test").join(relative)
 }
 
+/// A change to a node's configuration, made just before it starts.
+pub type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// How a node is started.
 pub struct NodeOptions {
     /// Database URL; `None` means a SQLite file in the node's data directory.
@@ -45,7 +48,7 @@ pub struct NodeOptions {
     /// check turns it on and compares with `kyso_clock::system_sync_status`.
     pub require_synchronised_clock: bool,
     /// Last changes to the configuration before the node starts (trust anchors, ...).
-    pub configure: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+    pub configure: Option<ConfigChange>,
 }
 
 impl Default for NodeOptions {

@@ -62,6 +62,25 @@ impl Document {
     }
 }
 
+/// One document as the caller gave it: its id, and its bytes or why they could not be read.
+pub type DocumentRequest = (Option<String>, Result<Document, AppError>);
+
+/// One signed document.
+#[derive(Debug)]
+pub struct Signed {
+    /// ContentInfo(SignedData) DER.
+    pub cms: Vec<u8>,
+    /// SHA-256 of the document (or of the supplied digest), hex.
+    pub document_sha256: String,
+}
+
+/// One document's outcome.
+#[derive(Debug)]
+pub struct DocumentOutcome {
+    pub id: Option<String>,
+    pub result: Result<Signed, AppError>,
+}
+
 /// The outcome of one call.
 #[derive(Debug)]
 pub struct SignOutcome {
@@ -70,8 +89,8 @@ pub struct SignOutcome {
     pub packaging: Packaging,
     pub signer: CadesSigner,
     pub signing_time: time::OffsetDateTime,
-    /// Per document, in order: its id, and the CMS DER with the document's SHA-256 or an error.
-    pub results: Vec<(Option<String>, Result<(Vec<u8>, String), AppError>)>,
+    /// Per document, in order.
+    pub results: Vec<DocumentOutcome>,
 }
 
 /// The JSON answer of `POST /v1/sign/cms`.
@@ -128,12 +147,12 @@ impl SignOutcome {
             results: self
                 .results
                 .into_iter()
-                .map(|(id, result)| match result {
-                    Ok((cms, sha256)) => DocumentResult {
+                .map(|DocumentOutcome { id, result }| match result {
+                    Ok(signed) => DocumentResult {
                         id,
                         ok: true,
-                        cms: Some(B64.encode(cms)),
-                        document_sha256: Some(sha256),
+                        cms: Some(B64.encode(signed.cms)),
+                        document_sha256: Some(signed.document_sha256),
                         error: None,
                     },
                     Err(e) => DocumentResult {
@@ -158,7 +177,7 @@ pub async fn sign_documents(
     key: &str,
     level: Level,
     packaging: Packaging,
-    documents: Vec<(Option<String>, Result<Document, AppError>)>,
+    documents: Vec<DocumentRequest>,
 ) -> Result<SignOutcome, AppError> {
     let now = state.clock().now_unix();
     let trust = state.trust();
@@ -194,11 +213,11 @@ pub async fn sign_documents(
             Err(e) => e.code(),
         };
         state.metrics().cms_signature(level.name(), outcome);
-        results.push((id, result));
+        results.push(DocumentOutcome { id, result });
     }
     let signed: Vec<&str> = results
         .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().map(|(_, sha)| sha.as_str()))
+        .filter_map(|o| o.result.as_ref().ok().map(|s| s.document_sha256.as_str()))
         .collect();
     let outcome = SignOutcome {
         key: key.to_owned(),
@@ -236,7 +255,7 @@ async fn sign_one(
     document: &Document,
     options: &SignOptions,
     own_ca: &Arc<OwnCaData>,
-) -> Result<(Vec<u8>, String), AppError> {
+) -> Result<Signed, AppError> {
     let cms = kyso_cades::sign(
         signer,
         document.content(),
@@ -246,7 +265,10 @@ async fn sign_one(
     )
     .await
     .map_err(sign_error)?;
-    Ok((cms, document.sha256_hex()))
+    Ok(Signed {
+        cms,
+        document_sha256: document.sha256_hex(),
+    })
 }
 
 /// A signing failure: the caller's (a digest of the wrong kind or length) or ours.

@@ -331,9 +331,12 @@ async fn sign_cms(
         Err(e) => return fail(e.code(), &e.messages().1),
     };
     let mut failed = false;
-    for (file, (_, result)) in files.iter().zip(outcome.results) {
-        match result {
-            Ok((cms, sha256)) => {
+    for (file, document) in files.iter().zip(outcome.results) {
+        match document.result {
+            Ok(kyso_server::signing::Signed {
+                cms,
+                document_sha256: sha256,
+            }) => {
                 let target = out.clone().unwrap_or_else(|| {
                     let mut name = file.as_os_str().to_owned();
                     name.push(".p7s");
@@ -416,17 +419,19 @@ async fn verify(
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| fail("io", &format!("cannot read {}: {e}", path.display())))
     };
-    let mut input = kyso_server::verification::VerifyInput::default();
-    input.signature = match read(signature) {
+    let signature = match read(signature) {
         Ok(bytes) => pem_or_der(bytes),
         Err(code) => return code,
     };
-    if let Some(content) = content {
-        input.content = match read(content) {
-            Ok(bytes) => Some(bytes),
-            Err(code) => return code,
-        };
-    }
+    let content = match content.map(read).transpose() {
+        Ok(content) => content,
+        Err(code) => return code,
+    };
+    let input = kyso_server::verification::VerifyInput {
+        signature,
+        content,
+        ..Default::default()
+    };
     let state = match kyso_server::app::load_state(config, clock).await {
         Ok(state) => state,
         Err(e) => return fail(e.code(), &e.to_string()),

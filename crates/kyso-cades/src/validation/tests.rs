@@ -1072,7 +1072,9 @@ async fn the_real_sectigo_timestamp_token_validates_under_its_root() {
     let intermediate = pem("sectigo-time-stamping-ca.pem");
     let root = pem("user-trust-ca.pem");
     // Cryptographic checks alone.
-    let report = crate::verify::verify(&token, DetachedContent::None, &[signer.clone()]).unwrap();
+    let report =
+        crate::verify::verify(&token, DetachedContent::None, std::slice::from_ref(&signer))
+            .unwrap();
     assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
     assert!(report.signers[0].signing_certificate_bound);
     let gen_time = kyso_asn1::rfc3161::parse_token_der(&token)

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::signing::Document;
+use crate::signing::{Document, DocumentRequest};
 pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
 use crate::state::AppState;
 
@@ -96,7 +96,7 @@ pub async fn sign_cms(
             key: truncate(key, 128),
         });
     }
-    let documents: Vec<(Option<String>, Result<Document, AppError>)> = request
+    let documents: Vec<DocumentRequest> = request
         .documents
         .iter()
         .map(|d| (d.id.clone(), decode_document(d, request.packaging)))
