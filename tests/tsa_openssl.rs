@@ -22,6 +22,20 @@ fn openssl_query(dir: &std::path::Path, name: &str, data: &[u8], digest_flag: &s
     std::fs::read(&query_path).expect("read query")
 }
 
+/// POSTs `query` to the node's TSA and returns `openssl ts -reply -text` of the reply (written to
+/// `<name>.tsr` in `dir`).
+async fn reply_text(node: &Node, dir: &std::path::Path, name: &str, query: Vec<u8>) -> String {
+    let (status, reply) = node
+        .post_bytes("/tsa", "application/timestamp-query", query)
+        .await;
+    assert_eq!(status, 200);
+    let reply_path = dir.join(format!("{name}.tsr"));
+    std::fs::write(&reply_path, &reply).unwrap();
+    let out = openssl(&["ts", "-reply", "-in", reply_path.to_str().unwrap(), "-text"]);
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
 /// The nonce openssl put in a query, as it prints it.
 fn query_nonce(dir: &std::path::Path, name: &str) -> String {
     let out = openssl(&[
@@ -54,16 +68,8 @@ async fn openssl_verifies_replies_to_its_queries_and_reads_policy_accuracy_and_n
             format!("Công văn {name}").as_bytes(),
             flag,
         );
-        let (status, reply) = node
-            .post_bytes("/tsa", "application/timestamp-query", query)
-            .await;
-        assert_eq!(status, 200);
+        let shown = reply_text(&node, dir.path(), name, query).await;
         let reply_path = dir.path().join(format!("{name}.tsr"));
-        std::fs::write(&reply_path, &reply).unwrap();
-
-        let out = openssl(&["ts", "-reply", "-in", reply_path.to_str().unwrap(), "-text"]);
-        let shown = text(&out);
-        assert!(out.status.success(), "{shown}");
         assert!(shown.contains("Status: Granted."), "{shown}");
         assert!(
             shown.contains(&format!(
@@ -100,19 +106,7 @@ async fn openssl_verifies_replies_to_its_queries_and_reads_policy_accuracy_and_n
 
     // SHA-1 is refused with badAlg, which openssl reads back.
     let query = openssl_query(dir.path(), "s1", b"old", "-sha1");
-    let (status, reply) = node
-        .post_bytes("/tsa", "application/timestamp-query", query)
-        .await;
-    assert_eq!(status, 200);
-    let reply_path = dir.path().join("s1.tsr");
-    std::fs::write(&reply_path, &reply).unwrap();
-    let shown = text(&openssl(&[
-        "ts",
-        "-reply",
-        "-in",
-        reply_path.to_str().unwrap(),
-        "-text",
-    ]));
+    let shown = reply_text(&node, dir.path(), "s1", query).await;
     assert!(shown.contains("Status: Rejected"), "{shown}");
     assert!(
         shown.contains("unrecognized or unsupported algorithm identifier"),
@@ -130,19 +124,7 @@ async fn with_the_clock_check_on_the_tsa_answers_as_the_kernel_reports() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let query = openssl_query(dir.path(), "q", b"x", "-sha256");
-    let (status, reply) = node
-        .post_bytes("/tsa", "application/timestamp-query", query)
-        .await;
-    assert_eq!(status, 200);
-    let reply_path = dir.path().join("q.tsr");
-    std::fs::write(&reply_path, &reply).unwrap();
-    let shown = text(&openssl(&[
-        "ts",
-        "-reply",
-        "-in",
-        reply_path.to_str().unwrap(),
-        "-text",
-    ]));
+    let shown = reply_text(&node, dir.path(), "q", query).await;
     // The default bound is 1 s of maximum error; the kernel reports its own.
     let trusted = match kyso_clock::system_sync_status() {
         kyso_clock::SyncStatus::Synchronised { max_error_us, .. } => max_error_us <= 1_000_000,

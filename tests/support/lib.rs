@@ -159,19 +159,7 @@ impl Node {
 
     /// POSTs JSON as the admin; returns the status and the JSON body.
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.admin_key)
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        self.post_json_as(&self.admin_key, path, body).await
     }
 
     /// GETs a path without authentication; returns the status and the body bytes.
