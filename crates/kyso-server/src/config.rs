@@ -321,6 +321,10 @@ pub struct ValidationSettings {
     /// Folders of trust anchors; every file in them must be pinned in `pins` (file name ->
     /// SHA-256 fingerprint).
     pub anchor_folders: Vec<kyso_validate::AnchorFolder>,
+    /// Vietnam's trust bundles to turn on, compiled into kyso and pinned: `vn-national` (NEAC's
+    /// national roots and the public CAs under them) and `vn-government` (the Government
+    /// specialised CA, Ban Cơ yếu Chính phủ). SHA-1 roots in them anchor only their own chains.
+    pub bundles: Vec<String>,
     /// Folders of further intermediate certificates for path building (no network at validation
     /// time).
     pub intermediate_folders: Vec<PathBuf>,
@@ -336,6 +340,7 @@ impl Default for ValidationSettings {
         Self {
             anchor_files: Vec::new(),
             anchor_folders: Vec::new(),
+            bundles: Vec::new(),
             intermediate_folders: Vec::new(),
             require_revocation: true,
             mask_identities: true,
@@ -642,6 +647,17 @@ impl Config {
                 "every trust-anchor file needs the sha256 fingerprint of its certificate",
             );
         }
+        if let Some(unknown) = self
+            .validation
+            .bundles
+            .iter()
+            .find(|b| kyso_validate::bundles::bundle(b).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                field: "validation.bundles",
+                message: format!("unknown bundle {unknown:?}; known: vn-national, vn-government"),
+            });
+        }
         Ok(())
     }
 
@@ -770,6 +786,18 @@ mod tests {
         assert!(config.validate().is_err());
         config.ca.root_name = "kyso-root".into();
         config.keys.tsa.label = config.keys.ocsp.label.clone();
+        assert!(config.validate().is_err());
+        config.keys.tsa.label = "kyso-tsa".into();
+        config.validate().unwrap();
+        config.validation.bundles = vec!["vn-national".into(), "vn-government".into()];
+        config.validate().unwrap();
+        config.validation.bundles = vec!["vn-test".into()];
+        assert_eq!(config.validate().unwrap_err().code(), "config_invalid");
+        config.validation.bundles.clear();
+        config.tsa.policy = "not an oid".into();
+        assert!(config.validate().is_err());
+        config.tsa.policy = DEFAULT_TSA_POLICY.into();
+        config.tsa.hashes = vec!["sha1".into()];
         assert!(config.validate().is_err());
     }
 }

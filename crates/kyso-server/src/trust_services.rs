@@ -208,8 +208,8 @@ fn tsa_config(config: &Config) -> Result<TsaConfig, StartupError> {
     Ok(tsa)
 }
 
-/// The trust store: the deployment's own root, then the configured anchor files and folders
-/// (every one pinned by fingerprint) and intermediate folders.
+/// The trust store: the deployment's own root, then the Vietnamese bundles turned on, the
+/// configured anchor files and folders (every one pinned by fingerprint) and intermediate folders.
 fn load_trust_anchors(config: &Config, pki: &Pki) -> Result<TrustAnchors, StartupError> {
     let anchor_error = |e: kyso_validate::AnchorError| {
         StartupError::Config(crate::config::ConfigError::Invalid {
@@ -226,6 +226,15 @@ fn load_trust_anchors(config: &Config, pki: &Pki) -> Result<TrustAnchors, Startu
     anchors
         .add_intermediate_der(&issuing_der, pki.issuing().name())
         .map_err(anchor_error)?;
+    for name in &config.validation.bundles {
+        let bundle = kyso_validate::bundles::bundle(name).ok_or_else(|| {
+            StartupError::Config(crate::config::ConfigError::Invalid {
+                field: "validation.bundles",
+                message: format!("unknown bundle {name:?}"),
+            })
+        })?;
+        anchors.add_bundle(bundle).map_err(anchor_error)?;
+    }
     for file in &config.validation.anchor_files {
         anchors.add_anchor_file(file).map_err(anchor_error)?;
     }

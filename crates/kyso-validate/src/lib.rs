@@ -7,9 +7,11 @@
 //!   with certval at a time of interest, revocation from the supplied CRLs and OCSP responses, and
 //!   an ETSI EN 319 102-1 result ([`Indication`], [`SubIndication`]) with Vietnamese and English
 //!   messages.
+//! - [`bundles`]: Vietnam's national and Government trust bundles, compiled in and pinned.
 //! - [`RevocationSource`]: how kyso's own CA will answer for its certificates.
 
 pub mod anchors;
+pub mod bundles;
 pub mod error;
 mod glue;
 pub mod indication;
