@@ -119,6 +119,29 @@ async fn openssl_signatures_over_kyso_certificates_verify_until_revoked() {
     .await;
     assert_eq!(answer["indication"], "TOTAL-PASSED", "{answer:#}");
 
+    // A signed attribute kyso does not know (an S/MIME receipt request): still valid, with a
+    // warning that names it.
+    let with_request = openssl_sign(
+        dir.path(),
+        &doc,
+        &leaf,
+        key.to_str().unwrap(),
+        &[
+            "-nodetach",
+            "-receipt_request_all",
+            "-receipt_request_to",
+            "vanthu@quangngai.gov.vn",
+        ],
+    );
+    let answer = verify(
+        &node,
+        serde_json::json!({"signature": B64.encode(&with_request)}),
+    )
+    .await;
+    assert_eq!(answer["indication"], "TOTAL-PASSED", "{answer:#}");
+    let warnings = answer["statement"]["report"]["signatures"][0]["warnings"].to_string();
+    assert!(warnings.contains("unknown_signed_attribute"), "{warnings}");
+
     // The receipt: openssl verifies it over the statement text, under our chain.
     let chain = node.write_chain_pem(dir.path()).await;
     let statement = write(

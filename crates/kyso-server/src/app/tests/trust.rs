@@ -630,4 +630,20 @@ async fn tampering_gives_the_etsi_sub_indications() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "verify_bad_base64",
     );
+    // Larger than limits.max_document_request_bytes: 413 before anything is parsed.
+    let huge = "A".repeat(h.config.limits.max_document_request_bytes + 1);
+    let (status, value) = h
+        .json(
+            "POST",
+            "/v1/verify",
+            Some(&client),
+            Some(json!({ "signature": huge })),
+        )
+        .await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
 }
