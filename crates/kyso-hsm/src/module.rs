@@ -24,6 +24,10 @@ struct ModuleInner {
     /// Serialises token initialisation: two concurrent `init_token` calls would pick the same
     /// free slot.
     init_lock: Mutex<()>,
+    /// Serialises C_GetSlotList: SoftHSM re-reads its token directory on every call and two
+    /// concurrent refreshes can insert the same new token twice (an assertion in its
+    /// SlotManager::insertToken aborts the process).
+    slot_list_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Module {
@@ -117,6 +121,7 @@ impl Module {
                 path: canonical.clone(),
                 ctx,
                 init_lock: Mutex::new(()),
+                slot_list_lock: Mutex::new(()),
             }),
         };
         modules.insert(canonical, module.clone());
@@ -148,9 +153,11 @@ impl Module {
 
     pub fn slots(&self) -> Result<Vec<SlotSummary>, HsmError> {
         let ctx = self.ctx();
-        let slots = ctx
-            .get_all_slots()
-            .map_err(|e| HsmError::pkcs11("list_slots", None, None, &e))?;
+        let slots = {
+            let _listing = self.slot_list_guard();
+            ctx.get_all_slots()
+        }
+        .map_err(|e| HsmError::pkcs11("list_slots", None, None, &e))?;
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
             let info = ctx
@@ -185,12 +192,21 @@ impl Module {
         Ok(out)
     }
 
+    fn slot_list_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .slot_list_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The slot holding the initialised token labelled `label`.
     pub(crate) fn find_slot(&self, label: &str) -> Result<Slot, HsmError> {
         let ctx = self.ctx();
-        let slots = ctx
-            .get_slots_with_initialized_token()
-            .map_err(|e| HsmError::pkcs11("list_slots", Some(label), None, &e))?;
+        let slots = {
+            let _listing = self.slot_list_guard();
+            ctx.get_slots_with_initialized_token()
+        }
+        .map_err(|e| HsmError::pkcs11("list_slots", Some(label), None, &e))?;
         let mut available = Vec::new();
         for slot in slots {
             let info = ctx
@@ -278,7 +294,11 @@ impl Module {
         }
         let ctx = self.ctx();
         let err = |op: &'static str| move |e: CkError| HsmError::pkcs11(op, Some(label), None, &e);
-        let slots = ctx.get_slots_with_token().map_err(err("list_slots"))?;
+        let slots = {
+            let _listing = self.slot_list_guard();
+            ctx.get_slots_with_token()
+        }
+        .map_err(err("list_slots"))?;
         let mut free = None;
         for slot in slots {
             if !ctx
