@@ -69,6 +69,10 @@ struct Pool {
     open: usize,
     /// Bumped by every rebuild; sessions of an older generation are closed on return.
     generation: u64,
+    /// Threads waiting in `acquire` for a session. A release wakes one only when there is one:
+    /// `Condvar::notify_one` makes a futex system call even with nobody waiting, which would
+    /// cost every signature a system call.
+    waiters: usize,
 }
 
 pub(crate) struct PooledSession {
@@ -216,6 +220,7 @@ impl Token {
                     idle: Vec::with_capacity(pool_size),
                     open: 0,
                     generation: 0,
+                    waiters: 0,
                 }),
                 session_returned: Condvar::new(),
                 permits: Arc::new(tokio::sync::Semaphore::new(pool_size)),
@@ -313,31 +318,44 @@ impl Token {
                         generation,
                     }),
                     Err(e) => {
-                        lock(&inner.pool).open -= 1;
-                        inner.session_returned.notify_one();
+                        let mut pool = lock(&inner.pool);
+                        pool.open -= 1;
+                        Self::wake_one_waiter(&inner.session_returned, &pool);
                         Err((e, generation))
                     }
                 };
             }
+            pool.waiters += 1;
             pool = inner
                 .session_returned
                 .wait(pool)
                 .unwrap_or_else(PoisonError::into_inner);
+            pool.waiters -= 1;
+        }
+    }
+
+    /// Wakes one thread waiting in `acquire`, if any (called with the pool locked, so a waiter
+    /// cannot slip in between the check and the wait).
+    fn wake_one_waiter(session_returned: &Condvar, pool: &Pool) {
+        if pool.waiters > 0 {
+            session_returned.notify_one();
         }
     }
 
     fn release(&self, s: PooledSession, healthy: bool) {
         let inner = &*self.inner;
         let mut pool = lock(&inner.pool);
-        if healthy && s.generation == pool.generation {
+        let stale = if healthy && s.generation == pool.generation {
             pool.idle.push(s);
-            drop(pool);
+            None
         } else {
             pool.open -= 1;
-            drop(pool);
-            drop(s);
-        }
-        inner.session_returned.notify_one();
+            Some(s)
+        };
+        Self::wake_one_waiter(&inner.session_returned, &pool);
+        drop(pool);
+        // Closing a session is a PKCS#11 call: not under the pool lock.
+        drop(stale);
     }
 
     /// Rebuilds after a lost session or login: closes idle sessions of the failed generation,

@@ -531,6 +531,42 @@ async fn cms_builder_accepts_an_hsm_key() {
     rustcrypto_verify(&key, &attrs, info.signature.as_bytes()).expect("CMS signature verifies");
 }
 
+/// More blocking signers than sessions: each waits for a returned session, and every release
+/// must wake a waiter (a lost wake-up shows as a timeout here, not as a hung test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_signers_share_a_pool_of_one_session() {
+    let token = fresh_token_with_pool("pool-of-one", 1);
+    let key = token
+        .generate_key("ec", KeyAlgorithm::EcP256)
+        .await
+        .expect("generate");
+    let (done, finished) = std::sync::mpsc::channel();
+    for thread in 0..4u8 {
+        let key = key.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for i in 0..25u8 {
+                let msg = [thread, i];
+                out.push((msg, key.sign_blocking(&msg)));
+            }
+            let _ = done.send(out);
+        });
+    }
+    drop(done);
+    let mut verified = 0;
+    for _ in 0..4 {
+        let signatures = finished
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a signing thread finished (no lost wake-up)");
+        for (msg, sig) in signatures {
+            rustcrypto_verify(&key, &msg, &sig.expect("sign")).expect("verify");
+            verified += 1;
+        }
+    }
+    assert_eq!(verified, 100);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_keys_sign_in_place_and_slow_ones_off_the_worker() {
     let token = fresh_token("placement");
