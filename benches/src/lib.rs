@@ -5,8 +5,9 @@
 //!   (CKM_ECDSA over a precomputed 32-byte digest; CKM_SHA256_RSA_PKCS over the message). This is
 //!   the ceiling: what the token can do with no service around it.
 //! - **kyso**: [`HsmKey::sign`] from concurrent tokio tasks, through the session pool, the
-//!   blocking-thread hand-off, the software hashing and the DER conversion of ECDSA signatures:
-//!   what the CA actually pays per signature.
+//!   placement decision (in place on the worker for a key within the token's inline budget, else
+//!   off it), the software hashing and the DER conversion of ECDSA signatures: what the CA
+//!   actually pays per signature.
 //!
 //! The criterion bench (`benches/hsm_signing.rs`) and the fixed-count rate tool
 //! (`src/bin/hsm-rate.rs`) both use these loops, so they measure the same thing.
@@ -311,8 +312,8 @@ pub async fn kyso_run(key: &HsmKey, workers: usize, ops: u64) -> Result<Duration
 }
 
 /// Signs `ops` times in total with [`HsmKey::sign_blocking`] from `workers` OS threads: the same
-/// pool, hashing and DER conversion as [`kyso_run`] without the hand-off to tokio's blocking
-/// threads. Not a target of the issue: it splits kyso's overhead between the pool and tokio.
+/// pool, hashing and DER conversion as [`kyso_run`] without tokio (no placement decision, no
+/// task). Not a target of the issue: it splits kyso's overhead between the pool and tokio.
 pub fn kyso_blocking_run(key: &HsmKey, workers: usize, ops: u64) -> Result<Duration, BenchError> {
     let message = message();
     let stopwatch = Stopwatch::start();

@@ -1,10 +1,15 @@
 //! Signing throughput, raw PKCS#11 against kyso-hsm's pool, for a fixed number of operations.
 //!
-//!     hsm-rate [--p256-ops N] [--rsa-ops N] [--workers 1,2] [--rounds R]
+//!     hsm-rate [--p256-ops N] [--rsa-ops N] [--workers 1,2] [--rounds R] [--slices S]
 //!
-//! For each algorithm and worker count, runs the raw and the kyso variant alternately `rounds`
-//! times (so drift in machine load hits both alike) and reports the median rate of each and the
-//! ratio kyso/raw. "kyso" is `HsmKey::sign` from tokio tasks (what the server does); "pool" is
+//! For each algorithm and worker count, runs the raw, kyso and pool variants `rounds` times and
+//! reports the median rate of each and the ratio kyso/raw. Within a round the N operations of each
+//! variant are made in `slices` slices, the variants taking turns slice by slice (raw, kyso, pool,
+//! raw, ...), and each variant's rate is its N operations over the sum of its slices' times: the
+//! speed of this shared VM's vCPUs changes from one second to the next (the same variant pinned to
+//! one CPU moves by ±20 % between runs of a second or two), so variants timed in turns of a tenth
+//! of a second see the same machine, where whole-round turns of 1.5 s did not. `--slices 1` is the
+//! old whole-round alternation. "kyso" is `HsmKey::sign` from tokio tasks (what the server does); "pool" is
 //! `HsmKey::sign_blocking` from OS threads (the same pool without the hand-off to tokio's blocking
 //! threads), shown to tell where kyso's overhead lies. Lines starting with `RESULT` are for
 //! scripts: algorithm, workers, raw ops/s, kyso ops/s, kyso/raw, pool ops/s, pool/raw.
@@ -22,10 +27,11 @@ struct Options {
     rsa_ops: u64,
     workers: Vec<usize>,
     rounds: usize,
+    slices: u64,
 }
 
-const USAGE: &str =
-    "usage: hsm-rate [--p256-ops N (20000)] [--rsa-ops N (2000)] [--workers 1,2] [--rounds 3]";
+const USAGE: &str = "usage: hsm-rate [--p256-ops N (20000)] [--rsa-ops N (2000)] [--workers 1,2] \
+                     [--rounds 3] [--slices 10]";
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
@@ -33,6 +39,7 @@ fn parse_args() -> Result<Options, String> {
         rsa_ops: 2_000,
         workers: vec![1, 2],
         rounds: 3,
+        slices: 10,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -47,6 +54,7 @@ fn parse_args() -> Result<Options, String> {
             "--p256-ops" => options.p256_ops = number(&arg, value(&arg)?)?,
             "--rsa-ops" => options.rsa_ops = number(&arg, value(&arg)?)?,
             "--rounds" => options.rounds = number(&arg, value(&arg)?)? as usize,
+            "--slices" => options.slices = number(&arg, value(&arg)?)?,
             "--workers" => {
                 options.workers = value(&arg)?
                     .split(',')
@@ -89,11 +97,13 @@ fn run(options: &Options) -> Result<(), BenchError> {
         info.cryptoki_version
     );
     println!(
-        "message: {} bytes; kyso pool: {} sessions; tokio workers: {}; rounds: {} (median reported)",
+        "message: {} bytes; kyso pool: {} sessions; tokio workers: {}; rounds: {} (median \
+         reported), each in {} slices taken in turns",
         kyso_benches::MESSAGE_LEN,
         fixture.token.pool_size(),
         rt.metrics().num_workers(),
-        options.rounds
+        options.rounds,
+        options.slices
     );
     println!();
     println!(
@@ -129,10 +139,19 @@ fn run(options: &Options) -> Result<(), BenchError> {
 
             let (mut raw_rates, mut kyso_rates, mut pool_rates) =
                 (Vec::new(), Vec::new(), Vec::new());
+            let slices = options.slices.min(ops);
             for _ in 0..options.rounds {
-                raw_rates.push(rate(ops, raw_run(&mut signers, ops)?));
-                kyso_rates.push(rate(ops, rt.block_on(kyso_run(key, workers, ops))?));
-                pool_rates.push(rate(ops, kyso_blocking_run(key, workers, ops)?));
+                let (mut raw_time, mut kyso_time, mut pool_time) =
+                    (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+                for slice in 0..slices {
+                    let n = ops / slices + u64::from(slice < ops % slices);
+                    raw_time += raw_run(&mut signers, n)?;
+                    kyso_time += rt.block_on(kyso_run(key, workers, n))?;
+                    pool_time += kyso_blocking_run(key, workers, n)?;
+                }
+                raw_rates.push(rate(ops, raw_time));
+                kyso_rates.push(rate(ops, kyso_time));
+                pool_rates.push(rate(ops, pool_time));
             }
             let (raw, kyso, pool) = (median(raw_rates), median(kyso_rates), median(pool_rates));
             let of_raw = |x: f64| if raw > 0.0 { x / raw } else { 0.0 };
@@ -153,6 +172,12 @@ fn run(options: &Options) -> Result<(), BenchError> {
             ));
         }
     }
+    let (inline, offloaded) = fixture.token.signing_placement_counts();
+    println!();
+    println!(
+        "kyso signing calls: {inline} in place on a tokio worker, {offloaded} off it (inline budget {:?})",
+        fixture.token.inline_budget()
+    );
     println!();
     for line in results {
         println!("{line}");

@@ -109,7 +109,7 @@ pub async fn build_crl(
     let tbs_der = tbs.to_der().map_err(CaError::encoding("TBSCertList"))?;
     let signature_value = sign_checked(
         issuer.key(),
-        &issuer.view().public_key,
+        issuer.prepared_key(),
         issuer.name(),
         "CRL",
         &tbs_der,

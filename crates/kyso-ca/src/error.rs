@@ -30,6 +30,12 @@ pub enum CaError {
         token: String,
         key_label: String,
     },
+    #[error("the public key of CA {ca:?} is not one kyso can check signatures with: {source}")]
+    IssuerKeyRefused {
+        ca: String,
+        #[source]
+        source: KeyError,
+    },
     #[error("the signature the HSM made for the {what} of CA {ca:?} does not verify: {source}")]
     SignatureSelfCheck {
         what: &'static str,
@@ -56,6 +62,7 @@ impl CaError {
             CaError::Csr(e) => e.code(),
             CaError::Hsm { source, .. } => source.code(),
             CaError::IssuerKeyMismatch { .. } => "ca_issuer_key_mismatch",
+            CaError::IssuerKeyRefused { .. } => "ca_issuer_key_refused",
             CaError::SignatureSelfCheck { .. } => "ca_signature_self_check",
             CaError::BadSerial { .. } => "ca_bad_serial",
             CaError::BadTime { .. } => "ca_bad_time",

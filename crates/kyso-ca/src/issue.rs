@@ -5,6 +5,7 @@
 //! builder turns any signer error into a bare "Failed"; this way the HSM error (token, key, CKR_*)
 //! reaches the caller.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use der::asn1::BitString;
@@ -21,7 +22,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use crate::error::CaError;
-use crate::keys;
+use crate::prepared::PreparedKey;
 use crate::profile::{
     self, CertificateOrder, CertificatePlan, IssuerView, ProfileKind, ProfileSettings,
 };
@@ -94,6 +95,9 @@ pub struct Issuer {
     certificate: Certificate,
     key: HsmKey,
     view: IssuerView,
+    /// The CA's public key with its precomputed multiples, for the self-check of every
+    /// signature its HSM key makes (shared by clones).
+    checker: Arc<PreparedKey>,
 }
 
 impl Issuer {
@@ -108,11 +112,17 @@ impl Issuer {
                 key_label: key.label().to_owned(),
             });
         }
+        let checker =
+            PreparedKey::new(&view.public_key).map_err(|source| CaError::IssuerKeyRefused {
+                ca: name.to_owned(),
+                source,
+            })?;
         Ok(Issuer {
             name: name.to_owned(),
             certificate,
             key,
             view,
+            checker: Arc::new(checker),
         })
     }
 
@@ -133,6 +143,11 @@ impl Issuer {
         &self.view
     }
 
+    /// The CA's public key prepared for checking its signatures.
+    pub fn prepared_key(&self) -> &PreparedKey {
+        &self.checker
+    }
+
     /// This CA's own subject key identifier (the AKI of everything it signs, CRLs included).
     pub fn key_identifier(&self) -> &[u8] {
         &self.view.key_identifier
@@ -146,11 +161,12 @@ impl Issuer {
     }
 }
 
-/// Signs `message` with `key`, keeping the HSM error and checking the result against `public_key`
-/// (a wrong key or a misbehaving token must not produce an unverifiable certificate).
+/// Signs `message` with `key`, keeping the HSM error and checking the result against
+/// `public_key` before it is returned (a wrong key or a misbehaving token must not produce an
+/// unverifiable certificate).
 pub(crate) async fn sign_checked(
     key: &HsmKey,
-    public_key: &SubjectPublicKeyInfoOwned,
+    public_key: &PreparedKey,
     ca: &str,
     what: &'static str,
     message: &[u8],
@@ -160,13 +176,13 @@ pub(crate) async fn sign_checked(
         ca: ca.to_owned(),
         source: Box::new(source),
     })?;
-    keys::verify_signature(public_key, &key.signature_algorithm(), message, &signature).map_err(
-        |source| CaError::SignatureSelfCheck {
+    public_key
+        .verify(&key.signature_algorithm(), message, &signature)
+        .map_err(|source| CaError::SignatureSelfCheck {
             what,
             ca: ca.to_owned(),
             source,
-        },
-    )?;
+        })?;
     BitString::from_bytes(&signature).map_err(CaError::encoding(what))
 }
 
@@ -203,13 +219,14 @@ impl BuilderProfile for PlannedProfile {
     }
 }
 
-/// Builds, enforces and signs one planned certificate.
+/// Builds, enforces and signs one planned certificate; `checker` is the signer's public key.
 async fn build_and_sign(
     plan: CertificatePlan,
     serial: SerialNumber,
     signer: &HsmKey,
     signer_name: &str,
     issuer: Option<&IssuerView>,
+    checker: &PreparedKey,
 ) -> Result<Certificate, CaError> {
     let validity = Validity::new(
         to_time(plan.not_before, "certificate notBefore")?,
@@ -230,12 +247,7 @@ async fn build_and_sign(
     let tbs_der = Builder::finalize(&mut builder, signer).map_err(build_err)?;
     let tbs = TbsCertificate::from_der(&tbs_der).map_err(CaError::encoding("TBSCertificate"))?;
     profile::enforce(&tbs, plan.profile, issuer)?;
-    let signer_public = match issuer {
-        Some(i) => &i.public_key,
-        None => &plan.public_key,
-    };
-    let signature =
-        sign_checked(signer, signer_public, signer_name, "certificate", &tbs_der).await?;
+    let signature = sign_checked(signer, checker, signer_name, "certificate", &tbs_der).await?;
     Builder::assemble(builder, signature, signer).map_err(build_err)
 }
 
@@ -249,7 +261,34 @@ pub async fn issue_certificate(
     clock: &dyn Clock,
 ) -> Result<Certificate, CaError> {
     let plan = profile::plan_certificate(order, Some(issuer.view()), settings, clock.now())?;
-    build_and_sign(plan, serial, &issuer.key, &issuer.name, Some(issuer.view())).await
+    build_and_sign(
+        plan,
+        serial,
+        &issuer.key,
+        &issuer.name,
+        Some(issuer.view()),
+        issuer.prepared_key(),
+    )
+    .await
+}
+
+/// Signs a plan made by [`plan_issue`] for this `issuer` (the server plans first to reserve the
+/// serial with the plan's subject and validity, then signs the same plan instead of planning
+/// again). Enforcement still runs on the finished TBSCertificate, against this issuer.
+pub async fn issue_planned(
+    issuer: &Issuer,
+    plan: CertificatePlan,
+    serial: SerialNumber,
+) -> Result<Certificate, CaError> {
+    build_and_sign(
+        plan,
+        serial,
+        &issuer.key,
+        &issuer.name,
+        Some(issuer.view()),
+        issuer.prepared_key(),
+    )
+    .await
 }
 
 /// Plans without signing (modify + validate): for a dry run or to show what would be issued.
@@ -287,7 +326,13 @@ pub async fn self_signed_root(
         client_auth: false,
     };
     let plan = profile::plan_certificate(&order, None, settings, clock.now())?;
-    build_and_sign(plan, serial, key, name, None).await
+    // Self-signed: the key checks its own signature.
+    let checker =
+        PreparedKey::new(&plan.public_key).map_err(|source| CaError::IssuerKeyRefused {
+            ca: name.to_owned(),
+            source,
+        })?;
+    build_and_sign(plan, serial, key, name, None, &checker).await
 }
 
 /// Bootstrap: an issuing CA certificate (profile [`ProfileKind::SubCa`]) for `public_key`
@@ -742,6 +787,71 @@ mod tests {
                 "leaf.pem",
             ],
         );
+    }
+
+    #[tokio::test]
+    async fn a_signature_that_does_not_verify_is_never_released() {
+        let pki = TestPki::new("ca-self-check").await;
+        let tbs = b"to be signed".as_slice();
+        let signature = sign_checked(
+            pki.issuing.key(),
+            pki.issuing.prepared_key(),
+            "issuing",
+            "certificate",
+            tbs,
+        )
+        .await
+        .expect("the CA's own key checks out");
+        assert!(pki.issuing.key().verify(tbs, signature.raw_bytes()).is_ok());
+        // Checked against another key (as if the token had signed with the wrong one): refused,
+        // for the P-256 issuing CA (precomputed path) and the P-384 root (generic path).
+        for (issuer, algorithm) in [
+            (&pki.issuing, KeyAlgorithm::EcP256),
+            (&pki.root, KeyAlgorithm::EcP384),
+        ] {
+            let other = pki.key(&format!("other-{algorithm}"), algorithm).await;
+            let wrong = PreparedKey::new(other.public_key_info()).unwrap();
+            let err = sign_checked(issuer.key(), &wrong, issuer.name(), "certificate", tbs)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "ca_signature_self_check", "{algorithm}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_is_signed_as_planned_and_only_by_its_issuer() {
+        let pki = TestPki::new("ca-planned").await;
+        let key = pki.key("leaf", KeyAlgorithm::EcP256).await;
+        let order = CertificateOrder {
+            profile: ProfileKind::StaffSigning,
+            subject: staff_subject(),
+            public_key: key.public_key_info().clone(),
+            validity_days: Some(30),
+            client_auth: false,
+        };
+        let plan = plan_issue(&pki.issuing, &order, &pki.settings, &pki.clock).unwrap();
+        let serial = random_serial();
+        let cert = issue_planned(&pki.issuing, plan.clone(), serial.clone())
+            .await
+            .unwrap();
+        let tbs = cert.tbs_certificate();
+        assert_eq!(tbs.serial_number(), &serial);
+        assert_eq!(tbs.subject(), &plan.subject_name);
+        assert_eq!(tbs.validity().not_before.to_system_time(), plan.not_before);
+        assert_eq!(tbs.validity().not_after.to_system_time(), plan.not_after);
+        pki.issuing
+            .prepared_key()
+            .verify(
+                cert.signature_algorithm(),
+                &tbs.to_der().unwrap(),
+                cert.signature().raw_bytes(),
+            )
+            .unwrap();
+        // The issuing CA's plan handed to the root: enforcement refuses it before any signature.
+        let err = issue_planned(&pki.root, plan, random_serial())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "profile_enforcement", "{err}");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! - [`profile`]: certificate profiles as a pipeline: modify, then validate, then enforce.
 //! - [`csr`]: PKCS#10 parsing with the proof-of-possession signature checked.
 //! - [`keys`]: the public-key policy and signature verification.
+//! - [`prepared`]: a CA's own key prepared for the self-check of every signature its HSM makes.
 //! - [`issue`]: issuance signed by an HSM key, serial numbers, root and sub-CA bootstrap.
 //! - [`crl`]: v2 CRLs assembled by hand (AKI = the signing CA's own key identifier).
 //! - [`ocsp`]: RFC 6960 request parsing and signed responses.
@@ -15,6 +16,7 @@ pub mod issue;
 pub mod keys;
 pub mod ocsp;
 pub mod oids;
+pub mod prepared;
 pub mod profile;
 pub mod subject;
 pub mod summary;
@@ -33,6 +35,7 @@ pub use ocsp::{
     CertStatusInfo, CertStatusSource, OcspAnswer, OcspAuthority, OcspError, OcspResponder,
     ParsedOcspRequest, StatusLookupError, parse_ocsp_request, parse_ocsp_request_base64,
 };
+pub use prepared::PreparedKey;
 pub use profile::{
     CertificateOrder, CertificatePlan, IssuerView, ProfileError, ProfileKind, ProfileSettings,
 };

@@ -13,8 +13,8 @@ use kyso_ca::{
 use kyso_clock::{Clock, ManualClock, SharedClock};
 use kyso_hsm::{HsmError, HsmKey, Token};
 use kyso_store::{
-    CertStatus, CertificateRecord, CertificateReservation, KeyLocation, NewCrl, RevocationReason,
-    Store, StoreError,
+    CertStatus, CertificateRecord, CertificateReservation, KeyLocation, NewAuditEvent, NewCrl,
+    RevocationReason, Store, StoreError,
 };
 use x509_cert::certificate::Certificate;
 use x509_cert::serial_number::SerialNumber;
@@ -269,7 +269,8 @@ pub struct IssueContext {
 }
 
 /// Issues in the order that never loses a certificate: plan and validate, reserve the serial
-/// (durable), sign in the HSM, complete the record (durable). Audit and response are the caller's.
+/// (durable), sign in the HSM, complete the record (durable). Audit and response are the caller's
+/// (see [`issue_audited`] for the completion and its audit record in one transaction).
 /// `serial` is the caller's so it can name things (a token key label) after it.
 #[allow(clippy::too_many_arguments)] // the issuer, its environment and the order: no natural grouping
 pub async fn issue(
@@ -282,13 +283,80 @@ pub async fn issue(
     serial: (Vec<u8>, SerialNumber),
     context: IssueContext,
 ) -> Result<(CertificateRecord, Certificate), AppError> {
+    let signed = reserve_and_sign(
+        issuer, settings, store, clock, metrics, order, serial, context,
+    )
+    .await?;
+    let record = store
+        .complete_certificate(&signed.reserved.serial, &signed.der)
+        .await?;
+    metrics.certificate_issued(order.profile.name());
+    Ok((record, signed.certificate))
+}
+
+/// [`issue`] whose completion and success audit record are written in one transaction (both or
+/// neither, one durable wait instead of two): reserve the serial (durable), sign in the HSM, then
+/// complete + audit (durable) before anything is answered. `success_event` builds the audit
+/// record from the reservation. A failure is not audited here: the caller records it.
+#[allow(clippy::too_many_arguments)] // as `issue`, plus the audit record
+pub async fn issue_audited(
+    issuer: &Issuer,
+    settings: &ProfileSettings,
+    store: &dyn Store,
+    clock: &SharedClock,
+    metrics: &Metrics,
+    order: &CertificateOrder,
+    serial: (Vec<u8>, SerialNumber),
+    context: IssueContext,
+    success_event: impl FnOnce(&CertificateRecord) -> NewAuditEvent,
+) -> Result<(CertificateRecord, Certificate), AppError> {
+    let signed = reserve_and_sign(
+        issuer, settings, store, clock, metrics, order, serial, context,
+    )
+    .await?;
+    let event = success_event(&signed.reserved);
+    let (record, _audit) = store
+        .complete_certificate_audited(&signed.reserved.serial, &signed.der, &event)
+        .await
+        .inspect_err(|e| {
+            tracing::error!(
+                action = %event.action,
+                target = %event.target,
+                error = %e,
+                "certificate completion with its audit record failed"
+            );
+        })?;
+    metrics.certificate_issued(order.profile.name());
+    Ok((record, signed.certificate))
+}
+
+/// A certificate signed for a durable reservation, not yet completed in the store.
+struct SignedCertificate {
+    reserved: CertificateRecord,
+    certificate: Certificate,
+    der: Vec<u8>,
+}
+
+/// The first half of [`issue`]: plan and validate, reserve the serial (durable), sign in the HSM
+/// (the signature is checked before the certificate is returned) and encode.
+#[allow(clippy::too_many_arguments)] // as `issue`
+async fn reserve_and_sign(
+    issuer: &Issuer,
+    settings: &ProfileSettings,
+    store: &dyn Store,
+    clock: &SharedClock,
+    metrics: &Metrics,
+    order: &CertificateOrder,
+    serial: (Vec<u8>, SerialNumber),
+    context: IssueContext,
+) -> Result<SignedCertificate, AppError> {
     // One instant for the plan, the reservation and the signed certificate.
     let frozen = ManualClock::new(clock.now());
     let plan = kyso_ca::issue::plan_issue(issuer, order, settings, &frozen)?;
     let (serial_bytes, serial) = serial;
-    store
+    let reserved = store
         .reserve_certificate(&CertificateReservation {
-            serial: serial_bytes.clone(),
+            serial: serial_bytes,
             ca: issuer.name().to_owned(),
             profile: order.profile.name().to_owned(),
             subject: display_subject(&plan.subject),
@@ -299,22 +367,23 @@ pub async fn issue(
             replaces: context.replaces,
         })
         .await?;
-    let certificate =
-        match kyso_ca::issue_certificate(issuer, order, settings, serial, &frozen).await {
-            Ok(c) => c,
-            Err(e) => {
-                if matches!(e, CaError::Hsm { .. }) {
-                    metrics.hsm_sign_error(issuer.key().label());
-                }
-                return Err(e.into());
+    let certificate = match kyso_ca::issue::issue_planned(issuer, plan, serial).await {
+        Ok(c) => c,
+        Err(e) => {
+            if matches!(e, CaError::Hsm { .. }) {
+                metrics.hsm_sign_error(issuer.key().label());
             }
-        };
+            return Err(e.into());
+        }
+    };
     let der = certificate
         .to_der()
         .map_err(|e| AppError::internal(format!("certificate encoding: {e}")))?;
-    let record = store.complete_certificate(&serial_bytes, &der).await?;
-    metrics.certificate_issued(order.profile.name());
-    Ok((record, certificate))
+    Ok(SignedCertificate {
+        reserved,
+        certificate,
+        der,
+    })
 }
 
 /// A short human-readable subject for the store and the audit log (the certificate has the real one).
@@ -465,6 +534,139 @@ pub fn parse_profile(name: &str) -> Result<ProfileKind, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kyso_store::AuditOutcome;
+
+    /// An initialised CA (SoftHSM token, SQLite in a temp dir) and an order for a new key.
+    async fn issuing_setup(
+        name: &str,
+    ) -> (
+        tempfile::TempDir,
+        std::sync::Arc<dyn Store>,
+        Pki,
+        SharedClock,
+        CertificateOrder,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let token = kyso_hsm::testing::fresh_token(name);
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            hsm: crate::config::HsmConfig {
+                module: kyso_hsm::testing::softhsm_module_path(),
+                token_label: token.label().to_owned(),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let clock = ManualClock::at_unix(1_767_225_600).shared();
+        let store = kyso_store::open_with_clock(&config.database_url(), clock.clone())
+            .await
+            .unwrap();
+        crate::init_with(&config, store.clone(), &token, clock.clone())
+            .await
+            .unwrap();
+        let pki = Pki::load(&config, store.as_ref(), token.clone())
+            .await
+            .unwrap();
+        let key = token
+            .generate_key("leaf", kyso_hsm::KeyAlgorithm::EcP256)
+            .await
+            .unwrap();
+        let order = CertificateOrder {
+            profile: ProfileKind::StaffSigning,
+            subject: kyso_ca::VnSubject {
+                common_name: "Nguyễn Văn An".into(),
+                organisation: Some("ỦY BAN NHÂN DÂN TỈNH QUẢNG NGÃI".into()),
+                identities: vec!["CCCD:079212345645".parse().unwrap()],
+                ..Default::default()
+            },
+            public_key: key.public_key_info().clone(),
+            validity_days: None,
+            client_auth: false,
+        };
+        (dir, store, pki, clock, order)
+    }
+
+    fn event(target: &str, details: serde_json::Value) -> NewAuditEvent {
+        NewAuditEvent {
+            actor: "test".into(),
+            action: "certificate.issue".into(),
+            target: target.into(),
+            outcome: AuditOutcome::Success,
+            details,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audited_issuance_stores_the_certificate_and_its_audit_record_together() {
+        let (_dir, store, pki, clock, order) = issuing_setup("pki-audited").await;
+        let context = IssueContext {
+            staff_id: None,
+            key_location: None,
+            replaces: None,
+        };
+        let audit_before = store.list_audit(1, 1000).await.unwrap().len();
+        let (serial_bytes, serial) = fresh_serial().unwrap();
+        let target = hex::encode(&serial_bytes);
+        let (record, certificate) = issue_audited(
+            pki.issuing(),
+            pki.settings(),
+            store.as_ref(),
+            &clock,
+            &Metrics::new(),
+            &order,
+            (serial_bytes.clone(), serial.clone()),
+            context.clone(),
+            |reserved| event(&target, serde_json::json!({ "subject": reserved.subject })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(certificate.tbs_certificate().serial_number(), &serial);
+        assert_eq!(record.der, Some(certificate.to_der().unwrap()));
+        assert_eq!(
+            store.get_certificate(&serial_bytes).await.unwrap(),
+            Some(record.clone())
+        );
+        let audit = store.list_audit(1, 1000).await.unwrap();
+        assert_eq!(audit.len(), audit_before + 1);
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.target.as_str()),
+            ("certificate.issue", target.as_str())
+        );
+        assert!(last.details.contains(&record.subject), "{}", last.details);
+
+        // An audit record the store refuses (details over its limit): the certificate is not
+        // completed either, and the caller gets the error.
+        let (serial_bytes, serial) = fresh_serial().unwrap();
+        let target = hex::encode(&serial_bytes);
+        let huge = "x".repeat(kyso_store::MAX_AUDIT_DETAILS_LEN + 1);
+        let err = issue_audited(
+            pki.issuing(),
+            pki.settings(),
+            store.as_ref(),
+            &clock,
+            &Metrics::new(),
+            &order,
+            (serial_bytes.clone(), serial),
+            context,
+            |_| event(&target, serde_json::Value::String(huge)),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{err:?}");
+        let reserved = store.get_certificate(&serial_bytes).await.unwrap().unwrap();
+        assert!(!reserved.is_issued(), "reserved, never completed");
+        assert_eq!(
+            store.list_audit(1, 1000).await.unwrap().len(),
+            audit_before + 1
+        );
+        assert!(
+            crate::verify_audit_store(store.as_ref())
+                .await
+                .unwrap()
+                .is_intact()
+        );
+    }
 
     #[test]
     fn hold_is_revoked_with_certificate_hold_and_other_cas_are_unknown() {

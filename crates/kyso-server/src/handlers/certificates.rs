@@ -230,8 +230,10 @@ fn issued_response(
     ))
 }
 
-/// Issues through the durable order and audits the outcome (a failure after validation is audited
-/// too: a reserved serial without a certificate must be explainable).
+/// Issues through the durable order and audits the outcome: reserve the serial, sign in the HSM,
+/// then complete the record and append its audit record in one transaction (one durable wait)
+/// before the answer goes out. A failure after validation is audited too, on its own: a reserved
+/// serial without a certificate must be explainable.
 async fn issue_and_audit(
     state: &AppState,
     caller: &Caller,
@@ -242,8 +244,9 @@ async fn issue_and_audit(
     via: &str,
 ) -> Result<CertificateRecord, AppError> {
     let serial_hex = hex::encode(&serial.0);
+    let replaces = context.replaces.as_deref().map(hex::encode);
     let pki = state.pki();
-    let result = pki::issue(
+    let result = pki::issue_audited(
         pki.issuing(),
         pki.settings(),
         state.store(),
@@ -251,36 +254,42 @@ async fn issue_and_audit(
         state.metrics(),
         order,
         serial,
-        context.clone(),
-    )
-    .await;
-    let (outcome, details) = match &result {
-        Ok((record, _)) => (
-            AuditOutcome::Success,
-            serde_json::json!({
-                "profile": record.profile,
-                "subject": record.subject,
-                "staff_id": record.staff_id,
-                "ca": record.ca,
-                "via": via,
-                "replaces": context.replaces.as_deref().map(hex::encode),
-            }),
-        ),
-        Err(e) => (
-            AuditOutcome::Failure,
-            serde_json::json!({ "profile": order.profile.name(), "via": via, "error": e.code() }),
-        ),
-    };
-    state
-        .audit(NewAuditEvent {
+        context,
+        |reserved| NewAuditEvent {
             actor: caller.actor(),
             action: action.to_owned(),
-            target: serial_hex,
-            outcome,
-            details,
-        })
-        .await?;
-    result.map(|(record, _)| record)
+            target: serial_hex.clone(),
+            outcome: AuditOutcome::Success,
+            details: serde_json::json!({
+                "profile": reserved.profile,
+                "subject": reserved.subject,
+                "staff_id": reserved.staff_id,
+                "ca": reserved.ca,
+                "via": via,
+                "replaces": replaces,
+            }),
+        },
+    )
+    .await;
+    match result {
+        Ok((record, _)) => Ok(record),
+        Err(e) => {
+            state
+                .audit(NewAuditEvent {
+                    actor: caller.actor(),
+                    action: action.to_owned(),
+                    target: serial_hex,
+                    outcome: AuditOutcome::Failure,
+                    details: serde_json::json!({
+                        "profile": order.profile.name(),
+                        "via": via,
+                        "error": e.code(),
+                    }),
+                })
+                .await?;
+            Err(e)
+        }
+    }
 }
 
 pub async fn issue(
