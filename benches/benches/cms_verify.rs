@@ -24,6 +24,13 @@
 //! with here (the target is an absolute rate), and criterion's repeated samples with a confidence
 //! interval show how much the figure moves on this shared machine. `scripts/bench-trust` reads the
 //! estimates criterion writes (`target/criterion/cms_verify_*/…/new/estimates.json`).
+//!
+//! For instruction counts, which stay stable on a busy machine, `CMS_VERIFY_COUNT=N` skips
+//! criterion: after the checked warm-up it runs N P-256 verifications on one thread in
+//! `counted_verifications` and exits, so callgrind can count just those:
+//!
+//!     CMS_VERIFY_COUNT=200 valgrind --tool=callgrind \
+//!         --toggle-collect='cms_verify::counted_verifications' target/release/deps/cms_verify-…
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,6 +288,10 @@ fn cms_verify(c: &mut Criterion) {
         rt.block_on(pki.signer("revoked", KeyAlgorithm::EcP256, ProfileKind::StaffSigning));
     let revocation = rt.block_on(pki.crls(revoked.certificate()));
     let validator = pki.validator();
+    let counted: Option<u64> = std::env::var("CMS_VERIFY_COUNT").ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("CMS_VERIFY_COUNT: {e}"))
+    });
 
     for (name, algorithm) in [
         ("p256", KeyAlgorithm::EcP256),
@@ -308,6 +319,10 @@ fn cms_verify(c: &mut Criterion) {
         for i in 0..SIGNATURES {
             verify_checked(&validator, &case, i);
         }
+        if let Some(count) = counted {
+            counted_verifications(&validator, &case, count);
+            return;
+        }
 
         let mut group = c.benchmark_group(format!("cms_verify/{name}"));
         group.throughput(Throughput::Elements(1));
@@ -321,6 +336,19 @@ fn cms_verify(c: &mut Criterion) {
             });
         }
         group.finish();
+    }
+}
+
+/// `count` verifications on this thread, nothing else (the function callgrind counts).
+#[inline(never)]
+fn counted_verifications(validator: &SignatureValidator, case: &Case, count: u64) {
+    let rt = single_thread_runtime();
+    for i in 0..count {
+        let report = rt
+            .block_on(validator.validate_cms(input(case, i as usize), SystemClock.now_utc()))
+            .unwrap_or_else(|e| panic!("validate_cms: {e}"));
+        assert_eq!(report.indication, Indication::TotalPassed);
+        std::hint::black_box(report);
     }
 }
 
