@@ -35,7 +35,7 @@ pub use ocsp::{
     CertStatusInfo, CertStatusSource, OcspAnswer, OcspAuthority, OcspError, OcspResponder,
     ParsedOcspRequest, StatusLookupError, parse_ocsp_request, parse_ocsp_request_base64,
 };
-pub use prepared::PreparedKey;
+pub use prepared::{P256VerifyingTable, PreparedKey};
 pub use profile::{
     CertificateOrder, CertificatePlan, IssuerView, ProfileError, ProfileKind, ProfileSettings,
 };

@@ -25,7 +25,7 @@ use time::{OffsetDateTime, UtcOffset};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 
-use crate::crypto::SignatureScheme;
+use crate::crypto::{P256KeyCache, SignatureScheme};
 use crate::parse::{self, ParseError};
 use crate::verify::{self, DetachedContent, Finding, SignerReport, TimestampReport};
 use crate::{DigestAlgorithm, Level};
@@ -68,6 +68,8 @@ pub struct SignatureValidator {
     path: Arc<PathValidator>,
     policy: ValidationPolicy,
     sources: Vec<Arc<dyn RevocationSource>>,
+    /// P-256 keys met before (TSA and repeat signers), shared by every validation.
+    p256_keys: P256KeyCache,
 }
 
 impl std::fmt::Debug for SignatureValidator {
@@ -76,6 +78,7 @@ impl std::fmt::Debug for SignatureValidator {
             .field("path", &self.path)
             .field("policy", &self.policy)
             .field("revocation_sources", &self.sources.len())
+            .field("p256_keys", &self.p256_keys)
             .finish()
     }
 }
@@ -401,6 +404,7 @@ impl SignatureValidator {
             path,
             policy,
             sources: Vec::new(),
+            p256_keys: P256KeyCache::new(),
         }
     }
 
@@ -441,7 +445,13 @@ impl SignatureValidator {
             .iter()
             .map(|si| (si.digest_algorithm.oid, si.signature_algorithm.oid))
             .collect();
-        let report = verify::verify_parsed(parsed, detached, &extra_certificates, 0);
+        let report = verify::verify_parsed_with(
+            Some(&self.p256_keys),
+            parsed,
+            detached,
+            &extra_certificates,
+            0,
+        );
         let content = content_report(&report, detached);
 
         let embedded_revocation = !report.crls.is_empty() || !report.ocsp_responses.is_empty();

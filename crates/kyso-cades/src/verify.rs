@@ -9,7 +9,8 @@
 //! The certificates, CRLs and OCSP responses found are returned for the path validator.
 
 use crate::crypto::{
-    self, DigestAlgorithm, DigestRefusal, SignatureFailure, SignatureScheme, verify_signature,
+    self, DigestAlgorithm, DigestRefusal, P256KeyCache, SignatureFailure, SignatureScheme,
+    verify_signature_with,
 };
 use crate::parse::{self, ParseError, ParsedSignedData, ParsedSignerInfo, SignerId};
 use const_oid::ObjectIdentifier;
@@ -178,6 +179,17 @@ pub fn verify_parsed(
     extra_certificates: &[Certificate],
     depth: usize,
 ) -> SignedDataReport {
+    verify_parsed_with(None, parsed, detached, extra_certificates, depth)
+}
+
+/// [`verify_parsed`], with P-256 keys seen before verified through `keys`.
+pub fn verify_parsed_with(
+    keys: Option<&P256KeyCache>,
+    parsed: ParsedSignedData,
+    detached: DetachedContent<'_>,
+    extra_certificates: &[Certificate],
+    depth: usize,
+) -> SignedDataReport {
     let mut certificates = parsed.certificates.clone();
     for cert in extra_certificates {
         if !certificates.contains(cert) {
@@ -195,7 +207,7 @@ pub fn verify_parsed(
         .signer_infos
         .iter()
         .enumerate()
-        .map(|(index, si)| verify_signer(index, si, &parsed, detached, &certificates, depth))
+        .map(|(index, si)| verify_signer(keys, index, si, &parsed, detached, &certificates, depth))
         .collect();
     SignedDataReport {
         econtent_type: parsed.econtent_type,
@@ -273,6 +285,7 @@ fn single_value<'s>(
 }
 
 fn verify_signer(
+    keys: Option<&P256KeyCache>,
     index: usize,
     si: &ParsedSignerInfo,
     parsed: &ParsedSignedData,
@@ -388,7 +401,8 @@ fn verify_signer(
             ),
             Some(message) => {
                 let spki = cert.tbs_certificate().subject_public_key_info();
-                match verify_signature(
+                match verify_signature_with(
+                    keys,
                     spki,
                     &si.signature_algorithm,
                     digest,
@@ -447,7 +461,7 @@ fn verify_signer(
         );
     } else {
         for token in tokens {
-            let ts = verify_timestamp_token(token, &si.signature, certificates, depth);
+            let ts = verify_timestamp_token(keys, token, &si.signature, certificates, depth);
             if let (Some(issued), Some(signed)) = (ts.gen_time, report.signing_time)
                 && issued < signed - time::Duration::minutes(5)
             {
@@ -629,6 +643,7 @@ fn bind(matched: Option<bool>, report: &mut SignerReport) {
 
 /// Checks one id-aa-timeStampToken value against `signature` (the SignerInfo signature value).
 fn verify_timestamp_token(
+    keys: Option<&P256KeyCache>,
     token: &[u8],
     signature: &[u8],
     certificates: &[Certificate],
@@ -655,7 +670,7 @@ fn verify_timestamp_token(
             format!("eContentType {}", parsed.econtent_type),
         );
     }
-    let report = verify_parsed(parsed, DetachedContent::None, certificates, depth + 1);
+    let report = verify_parsed_with(keys, parsed, DetachedContent::None, certificates, depth + 1);
     if !report.passed() {
         let codes: Vec<&str> = report
             .failures
