@@ -91,6 +91,11 @@ impl TrustAnchorSource for SingleAnchorSource {
 /// A CRL of this call, parsed once.
 pub(crate) struct CallCrl {
     pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`.
+    pub digest: [u8; 32],
+    /// Unix seconds.
+    pub this_update: i64,
+    pub next_update: Option<i64>,
     pub issuer: Name,
     pub weak_signature: bool,
     /// A delta CRL (certval does not process them; see `validate_candidate`).

@@ -18,6 +18,7 @@ pub mod indication;
 pub mod policy;
 pub mod report;
 pub mod revocation;
+mod revocation_memo;
 pub mod validator;
 
 pub use anchors::{AnchorFile, AnchorFolder, AnchorInfo, TrustAnchors, sha256_fingerprint};

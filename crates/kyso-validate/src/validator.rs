@@ -27,6 +27,7 @@ use crate::report::{CertificateRole, CertificateStatus, PathValidation, Revocati
 use crate::revocation::{
     MAX_REVOCATION_ITEM_BYTES, MAX_REVOCATION_ITEMS, RevocationData, RevocationSource,
 };
+use crate::revocation_memo::{PassKey, RevocationMemo, RevocationPass};
 
 /// At most this many intermediates from one call are considered.
 pub const MAX_CALL_INTERMEDIATES: usize = 64;
@@ -39,11 +40,12 @@ const MAX_LATER_DATA_TIMES: usize = 4;
 const MAX_UNIX: i64 = 253_402_300_799;
 
 /// Validates certification paths against one trust store. Build once, share in an `Arc`:
-/// anchors and intermediates are parsed once, and certificate signatures verified once are
-/// remembered (bounded cache) across validations.
+/// anchors and intermediates are parsed once, and certificate signatures verified once and
+/// revocation outcomes are remembered (bounded caches) across validations.
 pub struct PathValidator {
     anchors: TrustAnchors,
     signature_cache: Arc<DefaultSignatureVerificationCache>,
+    revocation_memo: RevocationMemo,
 }
 
 impl std::fmt::Debug for PathValidator {
@@ -153,6 +155,7 @@ impl PathValidator {
         PathValidator {
             anchors,
             signature_cache: Arc::new(DefaultSignatureVerificationCache::new()),
+            revocation_memo: RevocationMemo::default(),
         }
     }
 
@@ -308,6 +311,9 @@ fn prepare_revocation(
                 }
                 crls.push(CallCrl {
                     bytes: bytes.clone(),
+                    digest: fingerprint(bytes),
+                    this_update,
+                    next_update: crl.tbs_cert_list.next_update.as_ref().map(unix_of),
                     issuer: crl.tbs_cert_list.issuer.clone(),
                     weak_signature: is_weak_signature_algorithm(&crl.signature_algorithm.oid),
                     is_delta: crl
@@ -719,92 +725,40 @@ impl Call<'_> {
         }
 
         // Revocation: certval position p is report index n - 1 - p.
-        let mut status: Vec<Option<RevocationStatus>> = vec![None; n];
-        let times: Vec<i64> = std::iter::once(self.time.unix)
-            .chain(self.later_times.iter().copied())
-            .collect();
-        'times: for t in times {
-            cps.set_time_of_interest(time_of_interest(t));
-            for _ in 0..=n {
-                let mut rcpr = CertificationPathResults::new();
-                let r = check_revocation_local(&pe, &cps, &cp, &mut rcpr);
-                let sources = rcpr.get_revocation_source().unwrap_or_default();
-                let source_of = |p: usize| {
-                    sources
-                        .get(p)
-                        .copied()
-                        .unwrap_or(CertvalRevocationSource::None)
-                };
-                match r {
-                    Ok(()) => {
-                        for (p, s) in status.iter_mut().enumerate() {
-                            if s.is_none() {
-                                *s = Some(good(source_of(p), t));
-                            }
-                        }
-                        break 'times;
-                    }
-                    Err(CertvalError::PathValidation(
-                        Status::CertificateRevoked
-                        | Status::CertificateRevokedEndEntity
-                        | Status::CertificateRevokedIntermediateCa,
-                    )) => {
-                        let Some(p) = rcpr
-                            .get_failure_index()
-                            .and_then(|f| (f as usize).checked_sub(1))
-                            .filter(|p| *p < n)
-                        else {
-                            break 'times;
-                        };
-                        let revoked_at = self.revocation_time(&rcpr, &cp, p, source_of(p));
-                        match revoked_at {
-                            Some(at) if at > self.time.unix => {
-                                status[p] = Some(RevocationStatus::RevokedAfterTimeOfInterest {
-                                    revoked_at: at,
-                                });
-                                let cert = if p + 1 == n {
-                                    &cp.target
-                                } else {
-                                    &cp.intermediates[p]
-                                };
-                                decided.mark(cert);
-                            }
-                            _ => {
-                                status[p] = Some(RevocationStatus::Revoked { revoked_at });
-                                let r = n - 1 - p;
-                                let sub = match (r == 0, self.time.proven) {
-                                    (true, true) => SubIndication::Revoked,
-                                    (true, false) => SubIndication::RevokedNoPoe,
-                                    (false, _) => SubIndication::RevokedCaNoPoe,
-                                };
-                                let indication = sub.indication();
-                                let mut outcome = failure(indication, sub, Some(r)).with_detail(
-                                    format!("certval: {:?}", rcpr.get_validation_status()),
-                                );
-                                outcome.revocation = report_order(status, n);
-                                outcome.warnings = warnings;
-                                outcome.progress = 2;
-                                return outcome;
-                            }
-                        }
-                    }
-                    Err(_) => {
-                        for (p, s) in status.iter_mut().enumerate() {
-                            if s.is_none() && source_of(p) != CertvalRevocationSource::None {
-                                *s = Some(good(source_of(p), t));
-                                let cert = if p + 1 == n {
-                                    &cp.target
-                                } else {
-                                    &cp.intermediates[p]
-                                };
-                                decided.mark(cert);
-                            }
-                        }
-                        continue 'times;
-                    }
+        let pass = match self.revocation_memo_key(candidate, n) {
+            Some(key) => match self.validator.revocation_memo.get(&key, self.time.unix) {
+                Some(pass) => pass,
+                None => {
+                    let pass = self.revocation_pass(&pe, &decided, &mut cps, &cp, n);
+                    self.validator
+                        .revocation_memo
+                        .insert(key, self.time.unix, &pass);
+                    pass
                 }
+            },
+            None => self.revocation_pass(&pe, &decided, &mut cps, &cp, n),
+        };
+        let mut status = match pass {
+            RevocationPass::Settled(status) => status,
+            RevocationPass::Revoked {
+                status,
+                position: p,
+                detail,
+            } => {
+                let r = n - 1 - p;
+                let sub = match (r == 0, self.time.proven) {
+                    (true, true) => SubIndication::Revoked,
+                    (true, false) => SubIndication::RevokedNoPoe,
+                    (false, _) => SubIndication::RevokedCaNoPoe,
+                };
+                let indication = sub.indication();
+                let mut outcome = failure(indication, sub, Some(r)).with_detail(detail);
+                outcome.revocation = report_order(status, n);
+                outcome.warnings = warnings;
+                outcome.progress = 2;
+                return outcome;
             }
-        }
+        };
 
         // certval ignores delta CRLs, so a base CRL could say "good" for a certificate that a
         // supplied delta revokes: a status settled by a CRL is not trusted when a delta CRL from
@@ -876,6 +830,142 @@ impl Call<'_> {
             warnings,
             progress: 3,
         }
+    }
+
+    /// The key of the revocation pass over `candidate` (`n` certificates besides the anchor) in
+    /// this call, or `None` when its outcome is not to be remembered (see `revocation_memo`):
+    /// everything the pass reads, with the time of interest as its ordering against each CRL's
+    /// thisUpdate and nextUpdate.
+    fn revocation_memo_key(&self, candidate: &Candidate, n: usize) -> Option<PassKey> {
+        if !self.ocsp.is_empty() || self.crls.iter().any(|c| c.next_update.is_none()) {
+            return None;
+        }
+        let toi = self.time.unix;
+        let mut h = Sha256::new();
+        h.update(b"kyso revocation pass 1");
+        h.update((candidate.anchor.pdv.as_bytes().len() as u64).to_be_bytes());
+        h.update(candidate.anchor.pdv.as_bytes());
+        h.update([u8::from(candidate.anchor.info.allow_sha1)]);
+        h.update((n as u64).to_be_bytes());
+        // certval order: the anchor's subordinate first, the end entity last.
+        for node in candidate.chain.iter().rev() {
+            h.update(self.node_fingerprint(*node));
+        }
+        h.update(self.leaf.fingerprint);
+        let policy = self.policy;
+        h.update((policy.initial_policy_set.len() as u64).to_be_bytes());
+        for oid in &policy.initial_policy_set {
+            h.update((oid.len() as u64).to_be_bytes());
+            h.update(oid.as_bytes());
+        }
+        h.update([
+            u8::from(policy.initial_explicit_policy),
+            u8::from(policy.initial_policy_mapping_inhibit),
+            u8::from(policy.initial_inhibit_any_policy),
+        ]);
+        h.update(policy.min_rsa_modulus_bits.to_be_bytes());
+        h.update((self.crls.len() as u64).to_be_bytes());
+        for crl in self.crls.iter() {
+            h.update(crl.digest);
+            let next_update = crl.next_update.unwrap_or(i64::MAX);
+            h.update([
+                crl.this_update.cmp(&toi) as i8 as u8,
+                next_update.cmp(&toi) as i8 as u8,
+            ]);
+        }
+        Some(h.finalize().into())
+    }
+
+    /// certval's revocation checks of one candidate path (`cp`, `n` certificates besides the
+    /// anchor) at the time of interest and then at each later data time until every certificate is
+    /// settled: the status of each certval position, or the first revocation at or before the
+    /// time of interest.
+    fn revocation_pass(
+        &self,
+        pe: &PkiEnvironment,
+        decided: &DecidedGood,
+        cps: &mut CertificationPathSettings,
+        cp: &CertificationPath,
+        n: usize,
+    ) -> RevocationPass {
+        let mut status: Vec<Option<RevocationStatus>> = vec![None; n];
+        let times: Vec<i64> = std::iter::once(self.time.unix)
+            .chain(self.later_times.iter().copied())
+            .collect();
+        'times: for t in times {
+            cps.set_time_of_interest(time_of_interest(t));
+            for _ in 0..=n {
+                let mut rcpr = CertificationPathResults::new();
+                let r = check_revocation_local(pe, cps, cp, &mut rcpr);
+                let sources = rcpr.get_revocation_source().unwrap_or_default();
+                let source_of = |p: usize| {
+                    sources
+                        .get(p)
+                        .copied()
+                        .unwrap_or(CertvalRevocationSource::None)
+                };
+                match r {
+                    Ok(()) => {
+                        for (p, s) in status.iter_mut().enumerate() {
+                            if s.is_none() {
+                                *s = Some(good(source_of(p), t));
+                            }
+                        }
+                        break 'times;
+                    }
+                    Err(CertvalError::PathValidation(
+                        Status::CertificateRevoked
+                        | Status::CertificateRevokedEndEntity
+                        | Status::CertificateRevokedIntermediateCa,
+                    )) => {
+                        let Some(p) = rcpr
+                            .get_failure_index()
+                            .and_then(|f| (f as usize).checked_sub(1))
+                            .filter(|p| *p < n)
+                        else {
+                            break 'times;
+                        };
+                        let revoked_at = self.revocation_time(&rcpr, cp, p, source_of(p));
+                        match revoked_at {
+                            Some(at) if at > self.time.unix => {
+                                status[p] = Some(RevocationStatus::RevokedAfterTimeOfInterest {
+                                    revoked_at: at,
+                                });
+                                let cert = if p + 1 == n {
+                                    &cp.target
+                                } else {
+                                    &cp.intermediates[p]
+                                };
+                                decided.mark(cert);
+                            }
+                            _ => {
+                                status[p] = Some(RevocationStatus::Revoked { revoked_at });
+                                return RevocationPass::Revoked {
+                                    status,
+                                    position: p,
+                                    detail: format!("certval: {:?}", rcpr.get_validation_status()),
+                                };
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        for (p, s) in status.iter_mut().enumerate() {
+                            if s.is_none() && source_of(p) != CertvalRevocationSource::None {
+                                *s = Some(good(source_of(p), t));
+                                let cert = if p + 1 == n {
+                                    &cp.target
+                                } else {
+                                    &cp.intermediates[p]
+                                };
+                                decided.mark(cert);
+                            }
+                        }
+                        continue 'times;
+                    }
+                }
+            }
+        }
+        RevocationPass::Settled(status)
     }
 
     /// When the revoked certificate at certval position `p` was revoked, from the data certval

@@ -185,6 +185,112 @@ fn revocation_after_the_time_of_interest_does_not_revoke_at_that_time() {
     );
 }
 
+/// End entity, intermediates, time of interest, proven, revocation data.
+type PathCase<'a> = (&'a [u8], Vec<&'a [u8]>, i64, bool, &'a RevocationData);
+
+/// The validator remembers revocation outcomes across validations: a second validation of the
+/// same path (at the same or another time of interest) must give the report a fresh validator
+/// gives, revoked certificates included.
+#[test]
+fn remembered_revocation_outcomes_give_the_reports_of_a_fresh_validator() {
+    let good_ee = pkits_cert("ValidCertificatePathTest1EE");
+    let revoked_ee = pkits_cert("InvalidRevokedEETest3EE");
+    let revoked_ca_ee = pkits_cert("InvalidRevokedCATest2EE");
+    let good_ca = pkits_cert("GoodCACert");
+    let revoked_ca = pkits_cert("RevokedsubCACert");
+    let with_sub_ca = RevocationData {
+        crls: vec![
+            pkits_crl("TrustAnchorRootCRL"),
+            pkits_crl("GoodCACRL"),
+            pkits_crl("RevokedsubCACRL"),
+        ],
+        ocsp_responses: Vec::new(),
+    };
+    let root_crl_only = RevocationData {
+        crls: vec![pkits_crl("TrustAnchorRootCRL")],
+        ocsp_responses: Vec::new(),
+    };
+    let mut cases: Vec<PathCase<'_>> = Vec::new();
+    let crls = pkits_crls();
+    for time in [
+        PKITS_START,
+        PKITS_START + 1,
+        PKITS_START + 2,
+        PKITS_TIME,
+        PKITS_TIME + 86_400,
+    ] {
+        for proven in [true, false] {
+            cases.push((&good_ee, vec![&good_ca], time, proven, &crls));
+            cases.push((&revoked_ee, vec![&good_ca], time, proven, &crls));
+            cases.push((&revoked_ee, vec![&good_ca], time, proven, &root_crl_only));
+            cases.push((
+                &revoked_ca_ee,
+                vec![&revoked_ca, &good_ca],
+                time,
+                proven,
+                &with_sub_ca,
+            ));
+        }
+    }
+    let policy = ValidationPolicy::default();
+    let shared = pkits_validator();
+    let reports = |v: &PathValidator| -> Vec<String> {
+        cases
+            .iter()
+            .map(|(leaf, ca, time, proven, crls)| {
+                let r = v.validate_path_der(
+                    leaf,
+                    ca,
+                    ValidationTime::from_unix(*time, *proven),
+                    crls,
+                    &policy,
+                );
+                format!("{r:?}")
+            })
+            .collect()
+    };
+    let first = reports(&shared);
+    let second = reports(&shared);
+    let fresh: Vec<String> = cases
+        .iter()
+        .map(|(leaf, ca, time, proven, crls)| {
+            let r = pkits_validator().validate_path_der(
+                leaf,
+                ca,
+                ValidationTime::from_unix(*time, *proven),
+                crls,
+                &policy,
+            );
+            format!("{r:?}")
+        })
+        .collect();
+    for (i, case) in cases.iter().enumerate() {
+        assert_eq!(first[i], fresh[i], "case {i} at {}", case.2);
+        assert_eq!(second[i], fresh[i], "case {i} at {}", case.2);
+    }
+    // The revoked end entity stays revoked through the remembered outcome, with its date.
+    let again = shared.validate_path_der(
+        &revoked_ee,
+        &[&good_ca],
+        ValidationTime::from_unix(PKITS_TIME, true),
+        &crls,
+        &policy,
+    );
+    assert_eq!(again.sub_indication, Some(SubIndication::Revoked));
+    assert_eq!(
+        again.chain[0].revocation,
+        RevocationStatus::Revoked {
+            revoked_at: Some(PKITS_START + 1)
+        }
+    );
+    assert!(fresh.iter().any(|r| r.contains("RevokedCaNoPoe")));
+    assert!(
+        fresh
+            .iter()
+            .any(|r| r.contains("RevokedAfterTimeOfInterest"))
+    );
+}
+
 #[test]
 fn revoked_ca_is_revoked_ca_no_poe() {
     let v = pkits_validator();
