@@ -15,6 +15,7 @@ pub mod bundles;
 pub mod error;
 mod glue;
 pub mod indication;
+mod known_certificates;
 pub mod policy;
 pub mod report;
 pub mod revocation;

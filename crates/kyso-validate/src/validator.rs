@@ -22,6 +22,7 @@ use x509_cert::crl::{CertificateList, RevokedCert};
 use crate::anchors::{AnchorEntry, TrustAnchors, is_weak_signature_algorithm};
 use crate::glue::{CallCrl, CallCrls, DecidedGood, SingleAnchorSource};
 use crate::indication::{Indication, Message, SubIndication};
+use crate::known_certificates::{DescribedCertificate, KnownCertificates, ParsedCertificate};
 use crate::policy::{ValidationPolicy, ValidationTime};
 use crate::report::{CertificateRole, CertificateStatus, PathValidation, RevocationStatus};
 use crate::revocation::{
@@ -46,6 +47,7 @@ pub struct PathValidator {
     anchors: TrustAnchors,
     signature_cache: Arc<DefaultSignatureVerificationCache>,
     revocation_memo: RevocationMemo,
+    known: KnownCertificates,
 }
 
 impl std::fmt::Debug for PathValidator {
@@ -56,10 +58,8 @@ impl std::fmt::Debug for PathValidator {
     }
 }
 
-struct CallCert {
-    pdv: PDVCertificate,
-    fingerprint: [u8; 32],
-}
+/// A certificate of this call (the end entity or one it came with), parsed once per validator.
+type CallCert = Arc<ParsedCertificate>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum NodeRef {
@@ -156,6 +156,7 @@ impl PathValidator {
             anchors,
             signature_cache: Arc::new(DefaultSignatureVerificationCache::new()),
             revocation_memo: RevocationMemo::default(),
+            known: KnownCertificates::default(),
         }
     }
 
@@ -227,11 +228,8 @@ impl PathValidator {
         if !(1..=MAX_UNIX).contains(&time.unix) {
             return format_failure(time, format!("time of interest {} out of range", time.unix));
         }
-        let leaf = match PDVCertificate::try_from(leaf) {
-            Ok(pdv) => CallCert {
-                fingerprint: fingerprint(leaf),
-                pdv,
-            },
+        let leaf = match self.known.parse(leaf) {
+            Ok(parsed) => parsed,
             Err(e) => return format_failure(time, format!("end-entity certificate: {e}")),
         };
         let mut warnings = Vec::new();
@@ -244,11 +242,8 @@ impl PathValidator {
                 ));
                 break;
             }
-            match PDVCertificate::try_from(*der) {
-                Ok(pdv) => pool.push(CallCert {
-                    fingerprint: fingerprint(der),
-                    pdv,
-                }),
+            match self.known.parse(der) {
+                Ok(parsed) => pool.push(parsed),
                 Err(e) => warnings.push(Message::new(
                     format!("Bỏ qua một chứng thư số trung gian không đọc được: {e}"),
                     format!("An unreadable intermediate certificate was ignored: {e}"),
@@ -1084,25 +1079,17 @@ impl Call<'_> {
         paths_tried: usize,
     ) -> PathValidation {
         let mask = self.policy.mask_identities;
+        let known = &self.validator.known;
         let describe = |der: &[u8], role: CertificateRole, revocation: RevocationStatus| {
-            let cert = Certificate::from_der(der).ok();
-            let summary = cert
-                .as_ref()
-                .and_then(|c| kyso_ca::summarize(c).ok())
-                .map(|s| if mask { s.masked() } else { s });
-            let oid = cert
-                .as_ref()
-                .map(|c| c.signature_algorithm().oid)
-                .or_else(|| {
-                    PDVCertificate::try_from(der)
-                        .ok()
-                        .map(|p| p.decoded().signature_algorithm().oid)
-                });
+            let described = known.describe(der, describe_certificate);
             CertificateStatus {
                 role,
-                summary,
-                signature_algorithm: oid.map(|o| o.to_string()).unwrap_or_default(),
-                sha1_signature: oid.is_some_and(|o| is_weak_signature_algorithm(&o)),
+                summary: described
+                    .summary
+                    .clone()
+                    .map(|s| if mask { s.masked() } else { s }),
+                signature_algorithm: described.signature_algorithm.clone(),
+                sha1_signature: described.sha1_signature,
                 revocation,
             }
         };
@@ -1153,6 +1140,25 @@ impl Call<'_> {
             warnings,
             paths_tried,
         }
+    }
+}
+
+/// The report's description of a certificate (before masking), from its DER.
+fn describe_certificate(der: &[u8]) -> DescribedCertificate {
+    let cert = Certificate::from_der(der).ok();
+    let summary = cert.as_ref().and_then(|c| kyso_ca::summarize(c).ok());
+    let oid = cert
+        .as_ref()
+        .map(|c| c.signature_algorithm().oid)
+        .or_else(|| {
+            PDVCertificate::try_from(der)
+                .ok()
+                .map(|p| p.decoded().signature_algorithm().oid)
+        });
+    DescribedCertificate {
+        summary,
+        signature_algorithm: oid.map(|o| o.to_string()).unwrap_or_default(),
+        sha1_signature: oid.is_some_and(|o| is_weak_signature_algorithm(&o)),
     }
 }
 

@@ -233,6 +233,10 @@ fn remembered_revocation_outcomes_give_the_reports_of_a_fresh_validator() {
         }
     }
     let policy = ValidationPolicy::default();
+    let unmasked = ValidationPolicy {
+        mask_identities: !policy.mask_identities,
+        ..ValidationPolicy::default()
+    };
     let shared = pkits_validator();
     let reports = |v: &PathValidator| -> Vec<String> {
         cases
@@ -250,6 +254,22 @@ fn remembered_revocation_outcomes_give_the_reports_of_a_fresh_validator() {
             .collect()
     };
     let first = reports(&shared);
+    // The other masking between the two: kept descriptions are masked per call.
+    let other_mask = shared.validate_path_der(
+        &good_ee,
+        &[&good_ca],
+        ValidationTime::from_unix(PKITS_TIME, true),
+        &crls,
+        &unmasked,
+    );
+    let fresh_other_mask = pkits_validator().validate_path_der(
+        &good_ee,
+        &[&good_ca],
+        ValidationTime::from_unix(PKITS_TIME, true),
+        &crls,
+        &unmasked,
+    );
+    assert_eq!(format!("{other_mask:?}"), format!("{fresh_other_mask:?}"));
     let second = reports(&shared);
     let fresh: Vec<String> = cases
         .iter()
