@@ -439,7 +439,12 @@ impl SignatureValidator {
             revocation,
         } = input;
         let parsed = parse::parse_signed_data(cms)?;
-        let embedded: Vec<String> = parsed.certificates.iter().map(fingerprint).collect();
+        // Only B-LT needs them (revocation data embedded, see `chain_embedded`).
+        let embedded: Vec<String> = if parsed.crls.is_empty() && parsed.ocsp_responses.is_empty() {
+            Vec::new()
+        } else {
+            parsed.certificates.iter().map(fingerprint).collect()
+        };
         let algorithms: Vec<(ObjectIdentifier, ObjectIdentifier)> = parsed
             .signer_infos
             .iter()
@@ -641,8 +646,8 @@ impl SignatureValidator {
             indication,
             sub_indication,
             message: verdict(indication, sub_indication),
-            signer: cert.and_then(|c| self.name_of(c)),
-            signer_certificate: cert.map(|c| self.certificate_ref(c)),
+            signer: cert.and_then(|c| self.name_of(c, path.as_ref())),
+            signer_certificate: cert.map(|c| self.certificate_ref(c, path.as_ref())),
             claimed_signing_time: signer.signing_time.map(utc),
             best_signature_time,
             time_source,
@@ -763,8 +768,14 @@ impl SignatureValidator {
             policy: ts.policy.map(|p| p.to_string()),
             imprint_algorithm: ts.imprint_algorithm.map(|a| a.name().to_owned()),
             tsa_name: tst.and_then(|t| t.tsa).and_then(|n| general_name(&n)),
-            tsa: ts.tsa_certificate.as_ref().and_then(|c| self.name_of(c)),
-            tsa_certificate: ts.tsa_certificate.as_ref().map(|c| self.certificate_ref(c)),
+            tsa: ts
+                .tsa_certificate
+                .as_ref()
+                .and_then(|c| self.name_of(c, path.as_ref())),
+            tsa_certificate: ts
+                .tsa_certificate
+                .as_ref()
+                .map(|c| self.certificate_ref(c, path.as_ref())),
             certificate_path: path.map(certificate_path),
             findings,
             warnings,
@@ -780,21 +791,39 @@ impl SignatureValidator {
         })
     }
 
-    fn name_of(&self, cert: &Certificate) -> Option<PartyName> {
-        self.summary(cert).map(|s| PartyName::from(s.subject))
+    /// The summary of `cert`: the one in `path` when `cert` is its end entity (`path` was
+    /// validated for it, with the same policy, so the summary is the same), else made anew.
+    fn summary_in(
+        &self,
+        cert: &Certificate,
+        path: Option<&PathValidation>,
+    ) -> Option<kyso_ca::CertificateSummary> {
+        path.and_then(|p| p.chain.first())
+            .and_then(|end_entity| end_entity.summary.clone())
+            .or_else(|| self.summary(cert))
     }
 
-    fn certificate_ref(&self, cert: &Certificate) -> CertificateRef {
+    fn name_of(&self, cert: &Certificate, path: Option<&PathValidation>) -> Option<PartyName> {
+        self.summary_in(cert, path)
+            .map(|s| PartyName::from(s.subject))
+    }
+
+    fn certificate_ref(&self, cert: &Certificate, path: Option<&PathValidation>) -> CertificateRef {
         let tbs = cert.tbs_certificate();
         let validity = tbs.validity();
-        let summary = self.summary(cert);
+        let summary = self.summary_in(cert, path);
+        // The summary's fingerprint is the same SHA-256 of the same DER.
+        let sha256_fingerprint = summary
+            .as_ref()
+            .map(|s| s.sha256_fingerprint.clone())
+            .unwrap_or_else(|| fingerprint(cert));
         CertificateRef {
             serial: summary
                 .as_ref()
                 .map(|s| s.serial.clone())
                 .unwrap_or_else(|| hex::encode(tbs.serial_number().as_bytes())),
             issuer: summary.map(|s| PartyName::from(s.issuer)),
-            sha256_fingerprint: fingerprint(cert),
+            sha256_fingerprint,
             not_before: from_unix(x509_unix(&validity.not_before)),
             not_after: from_unix(x509_unix(&validity.not_after)),
         }

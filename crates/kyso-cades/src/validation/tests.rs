@@ -1161,3 +1161,90 @@ fn the_real_bouncy_castle_timestamp_tokens_verify() {
     }
     assert_eq!(checked, 3);
 }
+
+/// The validator's caches (P-256 key tables, remembered revocation outcomes, known
+/// certificates) are warm after the first validations: every later report must be the one a
+/// fresh validator gives, failures and revocations included.
+#[tokio::test]
+async fn warm_caches_give_the_reports_of_a_fresh_validator() {
+    let pki = TestPki::new("val-warm").await;
+    let signer = staff(&pki, "warm").await;
+    let revoked_signer = staff(&pki, "warm-revoked").await;
+    let tsa = tsa(&pki, "tsa-warm", false).await;
+    let revoked_at = pki.clock.now() + Duration::from_secs(60);
+    pki.clock.advance(Duration::from_secs(3600));
+    let mut signatures = Vec::new();
+    for (who, level) in [
+        (&signer, Level::BT),
+        (&signer, Level::BT),
+        (&signer, Level::BB),
+        (&revoked_signer, Level::BT),
+        (&revoked_signer, Level::BB),
+    ] {
+        let timestamps = (level == Level::BT).then_some(&tsa);
+        let cms = sign(
+            who,
+            Content::Detached(DOCUMENT),
+            &pki.options(level),
+            timestamps.map(|t| t as &dyn crate::TimestampSource),
+            None,
+        )
+        .await
+        .unwrap();
+        signatures.push(cms);
+        pki.clock.advance(Duration::from_secs(5));
+    }
+    let revocation = crls(&pki, &[revoked(revoked_signer.certificate(), revoked_at)]).await;
+    let now = pki.clock.now_utc();
+    let other_document = b"another document".to_vec();
+    let inputs = |cms: &[u8]| -> Vec<(Vec<u8>, bool)> {
+        // The right document, and another one (a message digest failure).
+        vec![(cms.to_vec(), true), (cms.to_vec(), false)]
+    };
+    let cases: Vec<(Vec<u8>, bool)> = signatures.iter().flat_map(|c| inputs(c)).collect();
+    let shared = pki_validator(&pki);
+    for round in 0..3 {
+        for (i, (cms, right)) in cases.iter().enumerate() {
+            let document: &[u8] = if *right { DOCUMENT } else { &other_document };
+            let warm = shared
+                .validate_cms(
+                    detached_input(cms, DetachedContent::Content(document), &revocation),
+                    now,
+                )
+                .await
+                .unwrap();
+            let fresh = pki_validator(&pki)
+                .validate_cms(
+                    detached_input(cms, DetachedContent::Content(document), &revocation),
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(warm, fresh, "round {round}, case {i}");
+        }
+    }
+    // What the cases cover: a pass, a revoked signer, a digest failure.
+    let report = |i: usize, right: bool| {
+        let document: &[u8] = if right { DOCUMENT } else { &other_document };
+        shared.validate_cms(
+            detached_input(
+                &signatures[i],
+                DetachedContent::Content(document),
+                &revocation,
+            ),
+            now,
+        )
+    };
+    assert_eq!(
+        report(0, true).await.unwrap().indication,
+        Indication::TotalPassed
+    );
+    assert_eq!(
+        sub(&report(3, true).await.unwrap()),
+        Some(SubIndication::Revoked)
+    );
+    assert_eq!(
+        sub(&report(0, false).await.unwrap()),
+        Some(SubIndication::HashFailure)
+    );
+}
