@@ -16,6 +16,7 @@ pub mod error;
 mod glue;
 pub mod indication;
 mod known_certificates;
+mod passed_paths;
 pub mod policy;
 pub mod report;
 pub mod revocation;

@@ -23,6 +23,7 @@ use crate::anchors::{AnchorEntry, TrustAnchors, is_weak_signature_algorithm};
 use crate::glue::{CallCrl, CallCrls, DecidedGood, SingleAnchorSource};
 use crate::indication::{Indication, Message, SubIndication};
 use crate::known_certificates::{DescribedCertificate, KnownCertificates, ParsedCertificate};
+use crate::passed_paths::{PassedPaths, PathKey};
 use crate::policy::{ValidationPolicy, ValidationTime};
 use crate::report::{CertificateRole, CertificateStatus, PathValidation, RevocationStatus};
 use crate::revocation::{
@@ -47,6 +48,7 @@ pub struct PathValidator {
     anchors: TrustAnchors,
     signature_cache: Arc<DefaultSignatureVerificationCache>,
     revocation_memo: RevocationMemo,
+    passed_paths: PassedPaths,
     known: KnownCertificates,
 }
 
@@ -79,6 +81,15 @@ struct BuildOutcome {
     loop_seen: bool,
     too_long: bool,
     budget_exhausted: bool,
+}
+
+/// certval's view of one candidate path, built when something about it is not remembered.
+struct CandidateEnvironment {
+    pe: PkiEnvironment,
+    cp: CertificationPath,
+    cps: CertificationPathSettings,
+    /// Certificates this candidate's revocation passes settled as not revoked at the time.
+    decided: DecidedGood,
 }
 
 struct CallOcsp {
@@ -156,6 +167,7 @@ impl PathValidator {
             anchors,
             signature_cache: Arc::new(DefaultSignatureVerificationCache::new()),
             revocation_memo: RevocationMemo::default(),
+            passed_paths: PassedPaths::default(),
             known: KnownCertificates::default(),
         }
     }
@@ -653,85 +665,56 @@ impl Call<'_> {
             }
         }
 
-        let mut pe = PkiEnvironment::new();
-        pe.populate_5280_pki_environment();
-        pe.add_trust_anchor_source(Box::new(SingleAnchorSource(Arc::clone(anchor))));
-        pe.add_signature_cache(Box::new(Arc::clone(&self.validator.signature_cache)));
-        pe.add_crl_source(Box::new(CallCrls {
-            crls: Arc::clone(&self.crls),
-            allow_weak: anchor.info.allow_sha1,
-        }));
-        let decided = DecidedGood::default();
-        pe.add_revocation_cache(Box::new(decided.clone()));
-
-        let intermediates: Vec<PDVCertificate> = candidate
-            .chain
-            .iter()
-            .rev()
-            .map(|c| self.cert(*c).clone())
-            .collect();
-        let mut cp =
-            CertificationPath::new(anchor.pdv.clone(), intermediates, self.leaf.pdv.clone());
-        let mut cps = self.settings(self.time.unix);
-        let mut cpr = CertificationPathResults::new();
-        // certval's failure index counts from the anchor (0) to the end entity (n).
-        let to_report = |f: u32| -> Option<usize> {
-            let f = f as usize;
-            if f == 0 { Some(n) } else { n.checked_sub(f) }
-        };
-
-        if let Err(e) = pe.validate_path(&pe, &cps, &cp, &mut cpr) {
-            let status = match e {
-                CertvalError::PathValidation(s) => s,
-                _ => cpr
-                    .get_validation_status()
-                    .unwrap_or(Status::NotYetValidated),
+        // certval's environment and path are built only when something is not remembered.
+        let mut env: Option<CandidateEnvironment> = None;
+        let path_key = self.path_memo_key(candidate, n);
+        if !self.validator.passed_paths.contains(&path_key) {
+            let env = env.get_or_insert_with(|| self.environment(candidate));
+            let mut cpr = CertificationPathResults::new();
+            // certval's failure index counts from the anchor (0) to the end entity (n).
+            let to_report = |f: u32| -> Option<usize> {
+                let f = f as usize;
+                if f == 0 { Some(n) } else { n.checked_sub(f) }
             };
-            let failed = cpr.get_failure_index().and_then(to_report);
-            let mut outcome = self.map_path_failure(status, failed, &report_certs);
-            outcome.detail = Some(match e {
-                CertvalError::PathValidation(s) => format!("certval: {s:?}"),
-                other => format!("certval: {other:?}"),
-            });
-            outcome.warnings = warnings;
-            return outcome;
+            if let Err(e) = env.pe.validate_path(&env.pe, &env.cps, &env.cp, &mut cpr) {
+                let status = match e {
+                    CertvalError::PathValidation(s) => s,
+                    _ => cpr
+                        .get_validation_status()
+                        .unwrap_or(Status::NotYetValidated),
+                };
+                let failed = cpr.get_failure_index().and_then(to_report);
+                let mut outcome = self.map_path_failure(status, failed, &report_certs);
+                outcome.detail = Some(match e {
+                    CertvalError::PathValidation(s) => format!("certval: {s:?}"),
+                    other => format!("certval: {other:?}"),
+                });
+                outcome.warnings = warnings;
+                return outcome;
+            }
+            self.validator.passed_paths.insert(path_key);
         }
 
-        // OCSP responses go to the position whose certificate they name.
-        for p in 0..n {
-            let cert = if p + 1 == n {
-                &cp.target
-            } else {
-                &cp.intermediates[p]
-            };
-            let issuer: &dyn SubjectNameAndKey = if p == 0 {
-                cp.trust_anchor.decoded()
-            } else {
-                cp.intermediates[p - 1].decoded()
-            };
-            let serial = cert.decoded().tbs_certificate().serial_number();
-            if let Some(resp) = self.ocsp.iter().find(|o| {
-                o.singles
-                    .iter()
-                    .any(|s| cert_id_match(&s.cert_id, serial, issuer))
-            }) {
-                cp.ocsp_responses[p] = Some(resp.bytes.clone());
-            }
+        if !self.ocsp.is_empty() {
+            let env = env.get_or_insert_with(|| self.environment(candidate));
+            self.attach_ocsp(&mut env.cp, n);
         }
 
         // Revocation: certval position p is report index n - 1 - p.
-        let pass = match self.revocation_memo_key(candidate, n) {
-            Some(key) => match self.validator.revocation_memo.get(&key, self.time.unix) {
-                Some(pass) => pass,
-                None => {
-                    let pass = self.revocation_pass(&pe, &decided, &mut cps, &cp, n);
+        let key = self.revocation_memo_key(candidate, n);
+        let remembered = key.and_then(|k| self.validator.revocation_memo.get(&k, self.time.unix));
+        let pass = match remembered {
+            Some(pass) => pass,
+            None => {
+                let env = env.get_or_insert_with(|| self.environment(candidate));
+                let pass = self.revocation_pass(&env.pe, &env.decided, &mut env.cps, &env.cp, n);
+                if let Some(key) = key {
                     self.validator
                         .revocation_memo
                         .insert(key, self.time.unix, &pass);
-                    pass
                 }
-            },
-            None => self.revocation_pass(&pe, &decided, &mut cps, &cp, n),
+                pass
+            }
         };
         let mut status = match pass {
             RevocationPass::Settled(status) => status,
@@ -759,11 +742,7 @@ impl Call<'_> {
         // supplied delta revokes: a status settled by a CRL is not trusted when a delta CRL from
         // the same issuer is present (fail closed).
         for (p, s) in status.iter_mut().enumerate() {
-            let cert = if p + 1 == n {
-                &cp.target
-            } else {
-                &cp.intermediates[p]
-            };
+            let cert = self.certval_position(candidate, p);
             let issuer = cert.decoded().tbs_certificate().issuer();
             let by_crl =
                 matches!(s, Some(RevocationStatus::Good { source, .. }) if source == "crl");
@@ -827,22 +806,104 @@ impl Call<'_> {
         }
     }
 
-    /// The key of the revocation pass over `candidate` (`n` certificates besides the anchor) in
-    /// this call, or `None` when its outcome is not to be remembered (see `revocation_memo`):
-    /// everything the pass reads, with the time of interest as its ordering against each CRL's
-    /// thisUpdate and nextUpdate.
-    fn revocation_memo_key(&self, candidate: &Candidate, n: usize) -> Option<PassKey> {
-        if !self.ocsp.is_empty() || self.crls.iter().any(|c| c.next_update.is_none()) {
-            return None;
+    /// certval's environment and path for `candidate` (`n` certificates besides the anchor).
+    fn environment(&self, candidate: &Candidate) -> CandidateEnvironment {
+        let anchor = &candidate.anchor;
+        let mut pe = PkiEnvironment::new();
+        pe.populate_5280_pki_environment();
+        pe.add_trust_anchor_source(Box::new(SingleAnchorSource(Arc::clone(anchor))));
+        pe.add_signature_cache(Box::new(Arc::clone(&self.validator.signature_cache)));
+        pe.add_crl_source(Box::new(CallCrls {
+            crls: Arc::clone(&self.crls),
+            allow_weak: anchor.info.allow_sha1,
+        }));
+        let decided = DecidedGood::default();
+        pe.add_revocation_cache(Box::new(decided.clone()));
+        let intermediates: Vec<PDVCertificate> = candidate
+            .chain
+            .iter()
+            .rev()
+            .map(|c| self.cert(*c).clone())
+            .collect();
+        CandidateEnvironment {
+            pe,
+            cp: CertificationPath::new(anchor.pdv.clone(), intermediates, self.leaf.pdv.clone()),
+            cps: self.settings(self.time.unix),
+            decided,
         }
+    }
+
+    /// The certificate at certval position `p` of `candidate` (the anchor's subordinate first,
+    /// the end entity last).
+    fn certval_position<'c>(&'c self, candidate: &Candidate, p: usize) -> &'c PDVCertificate {
+        match candidate.chain.len().checked_sub(p + 1) {
+            Some(i) => self.cert(candidate.chain[i]),
+            None => &self.leaf.pdv,
+        }
+    }
+
+    /// OCSP responses go to the position whose certificate they name.
+    fn attach_ocsp(&self, cp: &mut CertificationPath, n: usize) {
+        for p in 0..n {
+            let cert = if p + 1 == n {
+                &cp.target
+            } else {
+                &cp.intermediates[p]
+            };
+            let issuer: &dyn SubjectNameAndKey = if p == 0 {
+                cp.trust_anchor.decoded()
+            } else {
+                cp.intermediates[p - 1].decoded()
+            };
+            let serial = cert.decoded().tbs_certificate().serial_number();
+            if let Some(resp) = self.ocsp.iter().find(|o| {
+                o.singles
+                    .iter()
+                    .any(|s| cert_id_match(&s.cert_id, serial, issuer))
+            }) {
+                cp.ocsp_responses[p] = Some(resp.bytes.clone());
+            }
+        }
+    }
+
+    /// What certval's validation of `candidate` (`n` certificates besides the anchor) reads
+    /// (see `passed_paths`): anchor, path, settings, and the time of interest against each
+    /// validity period.
+    fn path_memo_key(&self, candidate: &Candidate, n: usize) -> PathKey {
         let toi = self.time.unix;
         let mut h = Sha256::new();
-        h.update(b"kyso revocation pass 1");
-        h.update((candidate.anchor.pdv.as_bytes().len() as u64).to_be_bytes());
-        h.update(candidate.anchor.pdv.as_bytes());
+        h.update(b"kyso certval path 1");
+        self.hash_candidate(&mut h, candidate, n);
+        let mut validity = |cert: &PDVCertificate| {
+            let v = cert.decoded().tbs_certificate().validity();
+            h.update([
+                unix_of(&v.not_before).cmp(&toi) as i8 as u8,
+                unix_of(&v.not_after).cmp(&toi) as i8 as u8,
+            ]);
+        };
+        for node in candidate.chain.iter().rev() {
+            validity(self.cert(*node));
+        }
+        validity(&self.leaf.pdv);
+        // The anchor's validity, as certval checks it (a name-and-key anchor has none).
+        let anchor_validity: u8 = match certval::ta_valid_at_time(
+            candidate.anchor.pdv.decoded(),
+            time_of_interest(toi),
+            true,
+        ) {
+            Ok(None) => 0,
+            Ok(Some(_)) => 1,
+            Err(_) => 2,
+        };
+        h.update([anchor_validity]);
+        h.finalize().into()
+    }
+
+    /// The anchor, the path (certval order), and the policy settings certval reads.
+    fn hash_candidate(&self, h: &mut Sha256, candidate: &Candidate, n: usize) {
+        h.update(candidate.anchor.info.sha256.as_bytes());
         h.update([u8::from(candidate.anchor.info.allow_sha1)]);
         h.update((n as u64).to_be_bytes());
-        // certval order: the anchor's subordinate first, the end entity last.
         for node in candidate.chain.iter().rev() {
             h.update(self.node_fingerprint(*node));
         }
@@ -859,6 +920,20 @@ impl Call<'_> {
             u8::from(policy.initial_inhibit_any_policy),
         ]);
         h.update(policy.min_rsa_modulus_bits.to_be_bytes());
+    }
+
+    /// The key of the revocation pass over `candidate` (`n` certificates besides the anchor) in
+    /// this call, or `None` when its outcome is not to be remembered (see `revocation_memo`):
+    /// everything the pass reads, with the time of interest as its ordering against each CRL's
+    /// thisUpdate and nextUpdate.
+    fn revocation_memo_key(&self, candidate: &Candidate, n: usize) -> Option<PassKey> {
+        if !self.ocsp.is_empty() || self.crls.iter().any(|c| c.next_update.is_none()) {
+            return None;
+        }
+        let toi = self.time.unix;
+        let mut h = Sha256::new();
+        h.update(b"kyso revocation pass 2");
+        self.hash_candidate(&mut h, candidate, n);
         h.update((self.crls.len() as u64).to_be_bytes());
         for crl in self.crls.iter() {
             h.update(crl.digest);

@@ -213,11 +213,14 @@ fn remembered_revocation_outcomes_give_the_reports_of_a_fresh_validator() {
     let mut cases: Vec<PathCase<'_>> = Vec::new();
     let crls = pkits_crls();
     for time in [
+        PKITS_START - 1,
         PKITS_START,
         PKITS_START + 1,
         PKITS_START + 2,
         PKITS_TIME,
         PKITS_TIME + 86_400,
+        // After the certificates' notAfter (2030-12-31).
+        1_924_992_000,
     ] {
         for proven in [true, false] {
             cases.push((&good_ee, vec![&good_ca], time, proven, &crls));
