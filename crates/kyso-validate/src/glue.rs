@@ -104,7 +104,7 @@ pub(crate) struct CallCrl {
 
 /// The CRLs of one call, offered to certval by issuer name (it checks scope, time and signature).
 pub(crate) struct CallCrls {
-    pub crls: Arc<Vec<CallCrl>>,
+    pub crls: Arc<Vec<Arc<CallCrl>>>,
     /// SHA-1-signed CRLs are offered only under anchors that allow SHA-1.
     pub allow_weak: bool,
 }

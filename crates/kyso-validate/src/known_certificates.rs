@@ -1,17 +1,27 @@
-//! Certificates met in earlier validations, parsed and described once.
+//! Certificates and CRLs met in earlier validations, parsed, encoded and described once.
 //!
-//! The same few certificates (a CA, a TSA, frequent signers) come with nearly every signature;
-//! parsing each into certval's `PDVCertificate`, hashing it, and summarising it for the report
-//! took about a fifth of a validation. Both are pure functions of the DER, so they are kept by
-//! DER (a map lookup hashes the bytes, far cheaper than SHA-256 or parsing). Bounded: each map is
-//! cleared when full.
+//! The same few certificates (a CA, a TSA, frequent signers) and CRLs come with nearly every
+//! signature; encoding each certificate, parsing it into certval's `PDVCertificate`, hashing it,
+//! summarising it for the report, and parsing each CRL took about a quarter of a validation. All
+//! are pure functions of their input, so they are kept by DER (a map lookup hashes the bytes, far
+//! cheaper than SHA-256 or parsing), or for an encoding by the certificate itself (found by its
+//! signature value, then compared whole). Bounded: each map is cleared when full.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use certval::PDVCertificate;
+use der::Encode;
 use kyso_ca::CertificateSummary;
 use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+use crate::glue::CallCrl;
+
+/// CRLs kept parsed at most, and the largest kept (a big CRL is parsed each time rather than
+/// held): at most 16 MiB with the keys.
+pub(crate) const MAX_KNOWN_CRLS: usize = 64;
+pub(crate) const MAX_KNOWN_CRL_BYTES: usize = 128 * 1024;
 
 /// Certificates kept parsed, and kept described, at most (a few KiB each).
 pub(crate) const MAX_KNOWN_CERTIFICATES: usize = 1024;
@@ -34,9 +44,14 @@ pub(crate) struct DescribedCertificate {
 
 type ByDer<T> = Mutex<HashMap<Vec<u8>, Arc<T>>>;
 
+/// A certificate and its DER.
+type EncodedCertificate = (Certificate, Arc<Vec<u8>>);
+
 pub(crate) struct KnownCertificates {
     parsed: ByDer<ParsedCertificate>,
     described: ByDer<DescribedCertificate>,
+    /// By signature value: the certificate and its DER.
+    encoded: Mutex<HashMap<Vec<u8>, EncodedCertificate>>,
     capacity: usize,
 }
 
@@ -51,17 +66,39 @@ impl KnownCertificates {
         KnownCertificates {
             parsed: Mutex::default(),
             described: Mutex::default(),
+            encoded: Mutex::default(),
             capacity,
         }
     }
 
     /// Certificates kept parsed, kept described.
     #[cfg(test)]
-    pub fn sizes(&self) -> (usize, usize) {
+    pub fn sizes(&self) -> (usize, usize, usize) {
         (
             self.parsed.lock().map(|m| m.len()).unwrap_or_default(),
             self.described.lock().map(|m| m.len()).unwrap_or_default(),
+            self.encoded.lock().map(|m| m.len()).unwrap_or_default(),
         )
+    }
+
+    /// `cert.to_der()`; errors are not kept.
+    pub fn encode(&self, cert: &Certificate) -> der::Result<Arc<Vec<u8>>> {
+        let signature = cert.signature().raw_bytes();
+        if let Some(der) = self.encoded.lock().ok().and_then(|m| {
+            m.get(signature)
+                .filter(|(known, _)| known == cert)
+                .map(|(_, der)| Arc::clone(der))
+        }) {
+            return Ok(der);
+        }
+        let der = Arc::new(cert.to_der()?);
+        if let Ok(mut map) = self.encoded.lock() {
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(signature.to_vec(), (cert.clone(), Arc::clone(&der)));
+        }
+        Ok(der)
     }
 
     /// `der` parsed (as `PDVCertificate::try_from`); errors are not kept.
@@ -92,13 +129,61 @@ impl KnownCertificates {
     }
 
     fn keep<T>(&self, map: &ByDer<T>, der: &[u8], value: &Arc<T>) {
-        // A poisoned lock: another thread panicked while inserting; nothing is kept.
-        if let Ok(mut map) = map.lock() {
-            if map.len() >= self.capacity {
-                map.clear();
-            }
-            map.insert(der.to_vec(), Arc::clone(value));
+        keep(map, self.capacity, der, value);
+    }
+}
+
+fn keep<T>(map: &ByDer<T>, capacity: usize, der: &[u8], value: &Arc<T>) {
+    // A poisoned lock: another thread panicked while inserting; nothing is kept.
+    if let Ok(mut map) = map.lock() {
+        if map.len() >= capacity {
+            map.clear();
         }
+        map.insert(der.to_vec(), Arc::clone(value));
+    }
+}
+
+/// CRLs met before, as the calls use them.
+pub(crate) struct KnownCrls {
+    parsed: ByDer<CallCrl>,
+    capacity: usize,
+    max_bytes: usize,
+}
+
+impl Default for KnownCrls {
+    fn default() -> KnownCrls {
+        KnownCrls::with_capacity(MAX_KNOWN_CRLS, MAX_KNOWN_CRL_BYTES)
+    }
+}
+
+impl KnownCrls {
+    pub fn with_capacity(capacity: usize, max_bytes: usize) -> KnownCrls {
+        KnownCrls {
+            parsed: Mutex::default(),
+            capacity,
+            max_bytes,
+        }
+    }
+
+    /// `bytes` as `parse` makes it, kept when small enough; errors are not kept.
+    pub fn parse<E>(
+        &self,
+        bytes: &[u8],
+        parse: impl FnOnce(&[u8]) -> Result<CallCrl, E>,
+    ) -> Result<Arc<CallCrl>, E> {
+        if let Some(found) = self.parsed.lock().ok().and_then(|m| m.get(bytes).cloned()) {
+            return Ok(found);
+        }
+        let crl = Arc::new(parse(bytes)?);
+        if bytes.len() <= self.max_bytes {
+            keep(&self.parsed, self.capacity, bytes, &crl);
+        }
+        Ok(crl)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.parsed.lock().map(|m| m.len()).unwrap_or_default()
     }
 }
 
@@ -130,6 +215,24 @@ mod tests {
         assert!(known.parse(&der[..der.len() - 1]).is_err());
         assert!(known.parse(&der[..der.len() - 1]).is_err());
         assert_eq!(known.sizes().0, 2);
+
+        // Encodings: the kept one is the certificate's own DER; a different certificate with
+        // the same signature value (a forgery) is encoded anew.
+        let cert = <Certificate as der::Decode>::from_der(&der).expect("decode");
+        assert_eq!(*known.encode(&cert).expect("encode"), der);
+        let kept = known.encode(&cert).expect("encode");
+        assert_eq!(*kept, der);
+        let at = der
+            .windows(7)
+            .position(|w| w == b"Good CA")
+            .expect("subject text");
+        let mut forged = der.clone();
+        forged[at] = b'H';
+        let altered = <Certificate as der::Decode>::from_der(&forged).expect("decode");
+        assert_eq!(altered.signature(), cert.signature());
+        let altered_der = known.encode(&altered).expect("encode");
+        assert_ne!(*altered_der, der);
+        assert_eq!(*altered_der, altered.to_der().expect("encode"));
 
         let mut calls = 0;
         let mut describe = |_: &[u8]| {
@@ -164,8 +267,49 @@ mod tests {
                 signature_algorithm: String::new(),
                 sha1_signature: false,
             });
-            let (parsed, described) = known.sizes();
-            assert!(parsed <= 2 && described <= 2, "{parsed}, {described}");
+            let cert = <Certificate as der::Decode>::from_der(&der).expect("decode");
+            assert_eq!(*known.encode(&cert).expect("encode"), der);
+            let (parsed, described, encoded) = known.sizes();
+            assert!(
+                parsed <= 2 && described <= 2 && encoded <= 2,
+                "{parsed}, {described}, {encoded}"
+            );
+        }
+    }
+
+    #[test]
+    fn known_crls_are_parsed_once_and_stay_bounded() {
+        let crls = KnownCrls::with_capacity(2, 4096);
+        let calls = std::cell::Cell::new(0);
+        let parse = |bytes: &[u8]| -> Result<CallCrl, ()> {
+            calls.set(calls.get() + 1);
+            if bytes.first() == Some(&0) {
+                return Err(());
+            }
+            Ok(CallCrl {
+                bytes: bytes.to_vec(),
+                digest: Sha256::digest(bytes).into(),
+                this_update: 1,
+                next_update: Some(2),
+                issuer: x509_cert::name::Name::default(),
+                weak_signature: false,
+                is_delta: false,
+            })
+        };
+        let a = crls.parse(b"crl a", parse).expect("parse");
+        let again = crls.parse(b"crl a", parse).expect("parse");
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(a.bytes, b"crl a");
+        // Errors and large CRLs are not kept.
+        assert!(crls.parse(&[0, 1], parse).is_err());
+        assert!(crls.parse(&[0, 1], parse).is_err());
+        let big = vec![7u8; 5000];
+        crls.parse(&big, parse).expect("parse");
+        crls.parse(&big, parse).expect("parse");
+        assert_eq!(calls.get(), 1 + 2 + 2);
+        for i in 0..10u8 {
+            crls.parse(&[1, i], parse).expect("parse");
+            assert!(crls.len() <= 2);
         }
     }
 }

@@ -13,7 +13,7 @@ use certval::{
 use const_oid::db::rfc5280::{
     ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_DELTA_CRL_INDICATOR, ID_CE_SUBJECT_KEY_IDENTIFIER,
 };
-use der::{Decode, Encode};
+use der::Decode;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::certificate::Raw;
@@ -22,7 +22,9 @@ use x509_cert::crl::{CertificateList, RevokedCert};
 use crate::anchors::{AnchorEntry, TrustAnchors, is_weak_signature_algorithm};
 use crate::glue::{CallCrl, CallCrls, DecidedGood, SingleAnchorSource};
 use crate::indication::{Indication, Message, SubIndication};
-use crate::known_certificates::{DescribedCertificate, KnownCertificates, ParsedCertificate};
+use crate::known_certificates::{
+    DescribedCertificate, KnownCertificates, KnownCrls, ParsedCertificate,
+};
 use crate::passed_paths::{PassedPaths, PathKey};
 use crate::policy::{ValidationPolicy, ValidationTime};
 use crate::report::{CertificateRole, CertificateStatus, PathValidation, RevocationStatus};
@@ -50,6 +52,7 @@ pub struct PathValidator {
     revocation_memo: RevocationMemo,
     passed_paths: PassedPaths,
     known: KnownCertificates,
+    known_crls: KnownCrls,
 }
 
 impl std::fmt::Debug for PathValidator {
@@ -118,7 +121,7 @@ struct Call<'a> {
     time: ValidationTime,
     policy: &'a ValidationPolicy,
     max_path_length: usize,
-    crls: Arc<Vec<CallCrl>>,
+    crls: Arc<Vec<Arc<CallCrl>>>,
     ocsp: Vec<CallOcsp>,
     later_times: Vec<i64>,
     warnings: Vec<Message>,
@@ -169,6 +172,7 @@ impl PathValidator {
             revocation_memo: RevocationMemo::default(),
             passed_paths: PassedPaths::default(),
             known: KnownCertificates::default(),
+            known_crls: KnownCrls::default(),
         }
     }
 
@@ -214,17 +218,17 @@ impl PathValidator {
         revocation: &RevocationData,
         policy: &ValidationPolicy,
     ) -> PathValidation {
-        let leaf_der = match leaf.to_der() {
+        let leaf_der = match self.known.encode(leaf) {
             Ok(d) => d,
             Err(e) => return format_failure(time, format!("end-entity certificate: {e}")),
         };
         let mut ders = Vec::with_capacity(intermediates.len().min(MAX_CALL_INTERMEDIATES));
         for cert in intermediates.iter().take(MAX_CALL_INTERMEDIATES) {
-            if let Ok(d) = cert.to_der() {
+            if let Ok(d) = self.known.encode(cert) {
                 ders.push(d);
             }
         }
-        let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[u8]> = ders.iter().map(|d| d.as_slice()).collect();
         self.validate_path_der(&leaf_der, &refs, time, revocation, policy)
     }
 
@@ -262,7 +266,8 @@ impl PathValidator {
                 )),
             }
         }
-        let (crls, ocsp, later_times) = prepare_revocation(revocation, time.unix, &mut warnings);
+        let (crls, ocsp, later_times) =
+            prepare_revocation(&self.known_crls, revocation, time.unix, &mut warnings);
         let mut call = Call {
             validator: self,
             leaf,
@@ -295,13 +300,32 @@ fn format_failure(time: ValidationTime, detail: String) -> PathValidation {
     }
 }
 
+/// A CRL as the calls use it.
+fn parse_crl(bytes: &[u8]) -> Result<CallCrl, der::Error> {
+    let crl = CertificateList::<Raw>::from_der(bytes)?;
+    Ok(CallCrl {
+        bytes: bytes.to_vec(),
+        digest: fingerprint(bytes),
+        this_update: unix_of(&crl.tbs_cert_list.this_update),
+        next_update: crl.tbs_cert_list.next_update.as_ref().map(unix_of),
+        issuer: crl.tbs_cert_list.issuer.clone(),
+        weak_signature: is_weak_signature_algorithm(&crl.signature_algorithm.oid),
+        is_delta: crl
+            .tbs_cert_list
+            .crl_extensions
+            .as_ref()
+            .is_some_and(|exts| exts.iter().any(|e| e.extn_id == ID_CE_DELTA_CRL_INDICATOR)),
+    })
+}
+
 /// Parses the call's CRLs and OCSP responses once; returns them with the distinct data times
 /// later than the time of interest.
 fn prepare_revocation(
+    known_crls: &KnownCrls,
     data: &RevocationData,
     toi: i64,
     warnings: &mut Vec<Message>,
-) -> (Vec<CallCrl>, Vec<CallOcsp>, Vec<i64>) {
+) -> (Vec<Arc<CallCrl>>, Vec<CallOcsp>, Vec<i64>) {
     let mut ignored = 0usize;
     let mut later = Vec::new();
     let mut crls = Vec::new();
@@ -310,27 +334,12 @@ fn prepare_revocation(
             ignored += 1;
             continue;
         }
-        match CertificateList::<Raw>::from_der(bytes) {
+        match known_crls.parse(bytes, parse_crl) {
             Ok(crl) => {
-                let this_update = unix_of(&crl.tbs_cert_list.this_update);
-                if this_update > toi {
-                    later.push(this_update);
+                if crl.this_update > toi {
+                    later.push(crl.this_update);
                 }
-                crls.push(CallCrl {
-                    bytes: bytes.clone(),
-                    digest: fingerprint(bytes),
-                    this_update,
-                    next_update: crl.tbs_cert_list.next_update.as_ref().map(unix_of),
-                    issuer: crl.tbs_cert_list.issuer.clone(),
-                    weak_signature: is_weak_signature_algorithm(&crl.signature_algorithm.oid),
-                    is_delta: crl
-                        .tbs_cert_list
-                        .crl_extensions
-                        .as_ref()
-                        .is_some_and(|exts| {
-                            exts.iter().any(|e| e.extn_id == ID_CE_DELTA_CRL_INDICATOR)
-                        }),
-                });
+                crls.push(crl);
             }
             Err(_) => ignored += 1,
         }
