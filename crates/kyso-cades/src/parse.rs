@@ -147,6 +147,72 @@ impl ParsedSignerInfo {
 /// Parses a ContentInfo (BER or DER) that must carry SignedData. Bounded: at most
 /// [`MAX_CMS_BYTES`], [`ber::MAX_DEPTH`] levels and the `MAX_*` counts.
 pub fn parse_signed_data(input: &[u8]) -> Result<ParsedSignedData, ParseError> {
+    parse_signed_data_with(input, None)
+}
+
+/// Embedded certificates decoded before (by their bytes), for a verifier that meets the same CA,
+/// TSA and signer certificates in message after message: decoding a certificate costs several
+/// times cloning a decoded one. Bounded: cleared when full.
+pub struct DecodedCertificates {
+    decoded: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Certificate>>,
+    capacity: usize,
+}
+
+/// Certificates kept decoded at most (a few KiB each).
+pub const MAX_DECODED_CERTIFICATES: usize = 1024;
+
+impl Default for DecodedCertificates {
+    fn default() -> DecodedCertificates {
+        DecodedCertificates::with_capacity(MAX_DECODED_CERTIFICATES)
+    }
+}
+
+impl std::fmt::Debug for DecodedCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedCertificates")
+            .field("kept", &self.len())
+            .finish()
+    }
+}
+
+impl DecodedCertificates {
+    pub fn with_capacity(capacity: usize) -> DecodedCertificates {
+        DecodedCertificates {
+            decoded: std::sync::Mutex::default(),
+            capacity,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.decoded.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `Certificate::from_der(der)`; errors are not kept.
+    pub fn decode(&self, der: &[u8]) -> der::Result<Certificate> {
+        if let Some(cert) = self.decoded.lock().ok().and_then(|m| m.get(der).cloned()) {
+            return Ok(cert);
+        }
+        let cert = Certificate::from_der(der)?;
+        // A poisoned lock: another thread panicked while inserting; nothing is kept.
+        if let Ok(mut map) = self.decoded.lock() {
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(der.to_vec(), cert.clone());
+        }
+        Ok(cert)
+    }
+}
+
+/// [`parse_signed_data`], with embedded certificates decoded through `certificates`.
+pub fn parse_signed_data_with(
+    input: &[u8],
+    certificates: Option<&DecodedCertificates>,
+) -> Result<ParsedSignedData, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -180,10 +246,13 @@ pub fn parse_signed_data(input: &[u8]) -> Result<ParsedSignedData, ParseError> {
     let [signed_data] = inner.as_slice() else {
         return Err(malformed("ContentInfo [0] must hold one element"));
     };
-    parse_signed_data_body(signed_data)
+    parse_signed_data_body(signed_data, certificates)
 }
 
-fn parse_signed_data_body(sd: &Tlv<'_>) -> Result<ParsedSignedData, ParseError> {
+fn parse_signed_data_body(
+    sd: &Tlv<'_>,
+    decoded: Option<&DecodedCertificates>,
+) -> Result<ParsedSignedData, ParseError> {
     if !sd.is(CLASS_UNIVERSAL, true, 16) {
         return Err(malformed("SignedData is not a SEQUENCE"));
     }
@@ -223,8 +292,11 @@ fn parse_signed_data_body(sd: &Tlv<'_>) -> Result<ParsedSignedData, ParseError> 
         }
         for item in items {
             if item.is(CLASS_UNIVERSAL, true, 16) {
-                let cert = Certificate::from_der(item.raw)
-                    .map_err(|e| malformed(format!("embedded certificate: {e}")))?;
+                let cert = match decoded {
+                    Some(decoded) => decoded.decode(item.raw),
+                    None => Certificate::from_der(item.raw),
+                }
+                .map_err(|e| malformed(format!("embedded certificate: {e}")))?;
                 certificates.push(cert);
             } else {
                 other_certificates += 1;
@@ -496,5 +568,38 @@ mod tests {
         }
         deep.extend(std::iter::repeat_n(0u8, 402));
         assert_eq!(parse_signed_data(&deep).unwrap_err().code(), "cms_too_deep");
+    }
+
+    #[test]
+    fn decoded_certificates_are_what_decoding_gives_and_stay_bounded() {
+        let read = |name: &str| {
+            std::fs::read(
+                crate::testdata_dir()
+                    .join("nist-pkits/certs")
+                    .join(format!("{name}.crt")),
+            )
+            .unwrap()
+        };
+        let decoded = DecodedCertificates::with_capacity(2);
+        let der = read("GoodCACert");
+        let fresh = Certificate::from_der(&der).unwrap();
+        assert_eq!(decoded.decode(&der).unwrap(), fresh);
+        assert_eq!(decoded.decode(&der).unwrap(), fresh, "kept");
+        assert_eq!(decoded.len(), 1);
+        assert!(decoded.decode(&der[1..]).is_err());
+        assert!(decoded.decode(&der[1..]).is_err());
+        assert_eq!(decoded.len(), 1, "errors are not kept");
+        for name in [
+            "GoodsubCACert",
+            "TrustAnchorRootCertificate",
+            "ValidCertificatePathTest1EE",
+        ] {
+            let der = read(name);
+            assert_eq!(
+                decoded.decode(&der).unwrap(),
+                Certificate::from_der(&der).unwrap()
+            );
+            assert!(decoded.len() <= 2);
+        }
     }
 }

@@ -25,9 +25,11 @@ use time::{OffsetDateTime, UtcOffset};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 
-use crate::crypto::{P256KeyCache, SignatureScheme};
+use crate::crypto::SignatureScheme;
 use crate::parse::{self, ParseError};
-use crate::verify::{self, DetachedContent, Finding, SignerReport, TimestampReport};
+use crate::verify::{
+    self, DetachedContent, Finding, SignerReport, TimestampReport, VerificationCaches,
+};
 use crate::{DigestAlgorithm, Level};
 
 #[cfg(test)]
@@ -68,8 +70,9 @@ pub struct SignatureValidator {
     path: Arc<PathValidator>,
     policy: ValidationPolicy,
     sources: Vec<Arc<dyn RevocationSource>>,
-    /// P-256 keys met before (TSA and repeat signers), shared by every validation.
-    p256_keys: P256KeyCache,
+    /// P-256 keys and certificates met before (TSA, CAs, repeat signers), shared by every
+    /// validation.
+    caches: VerificationCaches,
 }
 
 impl std::fmt::Debug for SignatureValidator {
@@ -78,7 +81,7 @@ impl std::fmt::Debug for SignatureValidator {
             .field("path", &self.path)
             .field("policy", &self.policy)
             .field("revocation_sources", &self.sources.len())
-            .field("p256_keys", &self.p256_keys)
+            .field("caches", &self.caches)
             .finish()
     }
 }
@@ -404,7 +407,7 @@ impl SignatureValidator {
             path,
             policy,
             sources: Vec::new(),
-            p256_keys: P256KeyCache::new(),
+            caches: VerificationCaches::default(),
         }
     }
 
@@ -438,7 +441,7 @@ impl SignatureValidator {
             extra_certificates,
             revocation,
         } = input;
-        let parsed = parse::parse_signed_data(cms)?;
+        let parsed = parse::parse_signed_data_with(cms, Some(&self.caches.certificates))?;
         // Only B-LT needs them (revocation data embedded, see `chain_embedded`).
         let embedded: Vec<String> = if parsed.crls.is_empty() && parsed.ocsp_responses.is_empty() {
             Vec::new()
@@ -451,7 +454,7 @@ impl SignatureValidator {
             .map(|si| (si.digest_algorithm.oid, si.signature_algorithm.oid))
             .collect();
         let report = verify::verify_parsed_with(
-            Some(&self.p256_keys),
+            Some(&self.caches),
             parsed,
             detached,
             &extra_certificates,
