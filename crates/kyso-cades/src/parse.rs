@@ -154,7 +154,7 @@ pub fn parse_signed_data(input: &[u8]) -> Result<ParsedSignedData, ParseError> {
 /// TSA and signer certificates in message after message: decoding a certificate costs several
 /// times cloning a decoded one. Bounded: cleared when full.
 pub struct DecodedCertificates {
-    decoded: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Certificate>>,
+    decoded: std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::sync::Arc<Certificate>>>,
     capacity: usize,
 }
 
@@ -193,8 +193,9 @@ impl DecodedCertificates {
 
     /// `Certificate::from_der(der)`; errors are not kept.
     pub fn decode(&self, der: &[u8]) -> der::Result<Certificate> {
+        // Cloned outside the lock (an Arc under it), so threads do not queue on it.
         if let Some(cert) = self.decoded.lock().ok().and_then(|m| m.get(der).cloned()) {
-            return Ok(cert);
+            return Ok((*cert).clone());
         }
         let cert = Certificate::from_der(der)?;
         // A poisoned lock: another thread panicked while inserting; nothing is kept.
@@ -202,7 +203,7 @@ impl DecodedCertificates {
             if map.len() >= self.capacity {
                 map.clear();
             }
-            map.insert(der.to_vec(), cert.clone());
+            map.insert(der.to_vec(), std::sync::Arc::new(cert.clone()));
         }
         Ok(cert)
     }

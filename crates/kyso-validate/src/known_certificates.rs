@@ -45,7 +45,7 @@ pub(crate) struct DescribedCertificate {
 type ByDer<T> = Mutex<HashMap<Vec<u8>, Arc<T>>>;
 
 /// A certificate and its DER.
-type EncodedCertificate = (Certificate, Arc<Vec<u8>>);
+type EncodedCertificate = Arc<(Certificate, Vec<u8>)>;
 
 pub(crate) struct KnownCertificates {
     parsed: ByDer<ParsedCertificate>,
@@ -82,23 +82,25 @@ impl KnownCertificates {
     }
 
     /// `cert.to_der()`; errors are not kept.
-    pub fn encode(&self, cert: &Certificate) -> der::Result<Arc<Vec<u8>>> {
+    pub fn encode(&self, cert: &Certificate) -> der::Result<EncodedCertificate> {
         let signature = cert.signature().raw_bytes();
-        if let Some(der) = self.encoded.lock().ok().and_then(|m| {
-            m.get(signature)
-                .filter(|(known, _)| known == cert)
-                .map(|(_, der)| Arc::clone(der))
-        }) {
-            return Ok(der);
+        // Compared outside the lock.
+        let known = self
+            .encoded
+            .lock()
+            .ok()
+            .and_then(|m| m.get(signature).cloned());
+        if let Some(known) = known.filter(|k| k.0 == *cert) {
+            return Ok(known);
         }
-        let der = Arc::new(cert.to_der()?);
+        let encoded = Arc::new((cert.clone(), cert.to_der()?));
         if let Ok(mut map) = self.encoded.lock() {
             if map.len() >= self.capacity {
                 map.clear();
             }
-            map.insert(signature.to_vec(), (cert.clone(), Arc::clone(&der)));
+            map.insert(signature.to_vec(), Arc::clone(&encoded));
         }
-        Ok(der)
+        Ok(encoded)
     }
 
     /// `der` parsed (as `PDVCertificate::try_from`); errors are not kept.
@@ -219,9 +221,9 @@ mod tests {
         // Encodings: the kept one is the certificate's own DER; a different certificate with
         // the same signature value (a forgery) is encoded anew.
         let cert = <Certificate as der::Decode>::from_der(&der).expect("decode");
-        assert_eq!(*known.encode(&cert).expect("encode"), der);
+        assert_eq!(known.encode(&cert).expect("encode").1, der);
         let kept = known.encode(&cert).expect("encode");
-        assert_eq!(*kept, der);
+        assert_eq!(kept.1, der);
         let at = der
             .windows(7)
             .position(|w| w == b"Good CA")
@@ -231,8 +233,8 @@ mod tests {
         let altered = <Certificate as der::Decode>::from_der(&forged).expect("decode");
         assert_eq!(altered.signature(), cert.signature());
         let altered_der = known.encode(&altered).expect("encode");
-        assert_ne!(*altered_der, der);
-        assert_eq!(*altered_der, altered.to_der().expect("encode"));
+        assert_ne!(altered_der.1, der);
+        assert_eq!(altered_der.1, altered.to_der().expect("encode"));
 
         let mut calls = 0;
         let mut describe = |_: &[u8]| {
@@ -268,7 +270,7 @@ mod tests {
                 sha1_signature: false,
             });
             let cert = <Certificate as der::Decode>::from_der(&der).expect("decode");
-            assert_eq!(*known.encode(&cert).expect("encode"), der);
+            assert_eq!(known.encode(&cert).expect("encode").1, der);
             let (parsed, described, encoded) = known.sizes();
             assert!(
                 parsed <= 2 && described <= 2 && encoded <= 2,

@@ -15,7 +15,7 @@
 //! compares those with the time of interest in more ways). Bounded: cleared when full.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::report::RevocationStatus;
 
@@ -84,7 +84,7 @@ struct Remembered {
 
 /// The validator-wide store of revocation outcomes.
 pub(crate) struct RevocationMemo {
-    passes: Mutex<HashMap<PassKey, Remembered>>,
+    passes: Mutex<HashMap<PassKey, Arc<Remembered>>>,
     capacity: usize,
 }
 
@@ -109,11 +109,19 @@ impl RevocationMemo {
 
     /// The outcome for `key` at time of interest `toi`, if one is known.
     pub fn get(&self, key: &PassKey, toi: i64) -> Option<RevocationPass> {
-        let passes = self.passes.lock().ok()?;
-        if let Some(r) = passes.get(key) {
-            return Some(r.pass.redated(r.toi, toi));
-        }
-        passes.get(&exact_key(key, toi)).map(|r| r.pass.clone())
+        // Copied outside the lock.
+        let (found, exact) = {
+            let passes = self.passes.lock().ok()?;
+            match passes.get(key) {
+                Some(r) => (Arc::clone(r), false),
+                None => (Arc::clone(passes.get(&exact_key(key, toi))?), true),
+            }
+        };
+        Some(if exact {
+            found.pass.clone()
+        } else {
+            found.pass.redated(found.toi, toi)
+        })
     }
 
     pub fn insert(&self, key: PassKey, toi: i64, pass: &RevocationPass) {
@@ -129,10 +137,10 @@ impl RevocationMemo {
             }
             passes.insert(
                 key,
-                Remembered {
+                Arc::new(Remembered {
                     toi,
                     pass: pass.clone(),
-                },
+                }),
             );
         }
     }

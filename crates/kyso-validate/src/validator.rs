@@ -228,8 +228,8 @@ impl PathValidator {
                 ders.push(d);
             }
         }
-        let refs: Vec<&[u8]> = ders.iter().map(|d| d.as_slice()).collect();
-        self.validate_path_der(&leaf_der, &refs, time, revocation, policy)
+        let refs: Vec<&[u8]> = ders.iter().map(|d| d.1.as_slice()).collect();
+        self.validate_path_der(&leaf_der.1, &refs, time, revocation, policy)
     }
 
     /// [`PathValidator::validate_path`] over DER certificates.
