@@ -25,7 +25,7 @@ use crate::indication::{Indication, Message, SubIndication};
 use crate::known_certificates::{
     DescribedCertificate, KnownCertificates, KnownCrls, ParsedCertificate,
 };
-use crate::passed_paths::{PassedPaths, PathKey};
+use crate::passed_paths::{IssuerCandidate, NameMatches, PassedPaths, PathKey};
 use crate::policy::{ValidationPolicy, ValidationTime};
 use crate::report::{CertificateRole, CertificateStatus, PathValidation, RevocationStatus};
 use crate::revocation::{
@@ -51,6 +51,7 @@ pub struct PathValidator {
     signature_cache: Arc<DefaultSignatureVerificationCache>,
     revocation_memo: RevocationMemo,
     passed_paths: PassedPaths,
+    name_matches: NameMatches,
     known: KnownCertificates,
     known_crls: KnownCrls,
 }
@@ -171,6 +172,7 @@ impl PathValidator {
             signature_cache: Arc::new(DefaultSignatureVerificationCache::new()),
             revocation_memo: RevocationMemo::default(),
             passed_paths: PassedPaths::default(),
+            name_matches: NameMatches::default(),
             known: KnownCertificates::default(),
             known_crls: KnownCrls::default(),
         }
@@ -524,6 +526,7 @@ impl Call<'_> {
         let mut steps = 0usize;
         self.extend(
             &self.leaf.pdv,
+            self.leaf.fingerprint,
             &mut path,
             &mut visited,
             &mut steps,
@@ -546,6 +549,7 @@ impl Call<'_> {
     fn extend(
         &self,
         cur: &PDVCertificate,
+        cur_fingerprint: [u8; 32],
         path: &mut Vec<NodeRef>,
         visited: &mut Vec<[u8; 32]>,
         steps: &mut usize,
@@ -564,7 +568,13 @@ impl Call<'_> {
             .anchors
             .iter()
             .filter(|a| {
-                get_trust_anchor_name(a.pdv.decoded()).is_ok_and(|n| compare_names(n, issuer))
+                let anchor = IssuerCandidate::Anchor(anchor_fingerprint(a));
+                self.validator
+                    .name_matches
+                    .issued_by(cur_fingerprint, anchor, || {
+                        get_trust_anchor_name(a.pdv.decoded())
+                            .is_ok_and(|n| compare_names(n, issuer))
+                    })
             })
             .map(|a| {
                 let skid = hex::decode(&a.hex_skid).ok();
@@ -586,7 +596,14 @@ impl Call<'_> {
         let mut next: Vec<(u8, NodeRef)> = (0..self.pool.len())
             .map(NodeRef::Call)
             .chain((0..store.len()).map(NodeRef::Store))
-            .filter(|n| compare_names(self.cert(*n).decoded().tbs_certificate().subject(), issuer))
+            .filter(|n| {
+                let candidate = IssuerCandidate::Certificate(self.node_fingerprint(*n));
+                self.validator
+                    .name_matches
+                    .issued_by(cur_fingerprint, candidate, || {
+                        compare_names(self.cert(*n).decoded().tbs_certificate().subject(), issuer)
+                    })
+            })
             .map(|n| {
                 let c = self.cert(n);
                 (
@@ -615,7 +632,7 @@ impl Call<'_> {
             }
             visited.push(fp);
             path.push(node);
-            self.extend(self.cert(node), path, visited, steps, out);
+            self.extend(self.cert(node), fp, path, visited, steps, out);
             path.pop();
             visited.pop();
             if out.paths.len() >= max_paths || out.budget_exhausted {
@@ -1268,6 +1285,15 @@ fn report_order(status: Vec<Option<RevocationStatus>>, n: usize) -> Vec<Revocati
     v.reverse();
     v.truncate(n);
     v
+}
+
+/// The SHA-256 of an anchor's DER (kept as hex in its info).
+fn anchor_fingerprint(anchor: &AnchorEntry) -> [u8; 32] {
+    let mut fingerprint = [0u8; 32];
+    // The hex is ours (sha256_fingerprint); a failure would only make the key all zeros, which
+    // no certificate's fingerprint is.
+    let _ = hex::decode_to_slice(&anchor.info.sha256, &mut fingerprint);
+    fingerprint
 }
 
 fn authority_key_id(cert: &PDVCertificate) -> Option<Vec<u8>> {
