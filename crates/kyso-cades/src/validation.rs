@@ -611,7 +611,7 @@ impl SignatureValidator {
         let path = cert.map(|cert| {
             let others = others(context.certificates, cert);
             self.path
-                .validate_path(cert, &others, time, context.revocation, &self.policy)
+                .validate_path_refs(cert, &others, time, context.revocation, &self.policy)
         });
         if let Some(path) = &path {
             if !path.passed() {
@@ -715,13 +715,13 @@ impl SignatureValidator {
             let now = ValidationTime::unproven(context.now);
             let mut result =
                 self.path
-                    .validate_path(tsa, &others, now, context.revocation, &self.policy);
+                    .validate_path_refs(tsa, &others, now, context.revocation, &self.policy);
             if let (
                 Some(SubIndication::OutOfBoundsNoPoe | SubIndication::OutOfBoundsNotRevoked),
                 Some(t),
             ) = (result.sub_indication, gen_time)
             {
-                let at_gen_time = self.path.validate_path(
+                let at_gen_time = self.path.validate_path_refs(
                     tsa,
                     &others,
                     ValidationTime::unproven(t),
@@ -840,8 +840,8 @@ fn push_unique<'c>(wanted: &mut Vec<&'c Certificate>, cert: &'c Certificate) {
 }
 
 /// `pool` without `cert`: the candidates for its chain.
-fn others(pool: &[Certificate], cert: &Certificate) -> Vec<Certificate> {
-    pool.iter().filter(|c| *c != cert).cloned().collect()
+fn others<'p>(pool: &'p [Certificate], cert: &Certificate) -> Vec<&'p Certificate> {
+    pool.iter().filter(|c| *c != cert).collect()
 }
 
 /// Every certificate of the validated path below the anchor is embedded in the SignedData.

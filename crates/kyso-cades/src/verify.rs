@@ -193,12 +193,13 @@ pub struct VerificationCaches {
 /// [`verify_parsed`], with the verifier's caches.
 pub fn verify_parsed_with(
     caches: Option<&VerificationCaches>,
-    parsed: ParsedSignedData,
+    mut parsed: ParsedSignedData,
     detached: DetachedContent<'_>,
     extra_certificates: &[Certificate],
     depth: usize,
 ) -> SignedDataReport {
-    let mut certificates = parsed.certificates.clone();
+    // Moved, not copied: the signers read the SignedData's other fields only.
+    let mut certificates = std::mem::take(&mut parsed.certificates);
     for cert in extra_certificates {
         if !certificates.contains(cert) {
             certificates.push(cert.clone());

@@ -220,6 +220,19 @@ impl PathValidator {
         revocation: &RevocationData,
         policy: &ValidationPolicy,
     ) -> PathValidation {
+        let intermediates: Vec<&Certificate> = intermediates.iter().collect();
+        self.validate_path_refs(leaf, &intermediates, time, revocation, policy)
+    }
+
+    /// [`PathValidator::validate_path`] with the intermediates by reference.
+    pub fn validate_path_refs(
+        &self,
+        leaf: &Certificate,
+        intermediates: &[&Certificate],
+        time: ValidationTime,
+        revocation: &RevocationData,
+        policy: &ValidationPolicy,
+    ) -> PathValidation {
         let leaf_der = match self.known.encode(leaf) {
             Ok(d) => d,
             Err(e) => return format_failure(time, format!("end-entity certificate: {e}")),
