@@ -378,7 +378,7 @@ fn verify_signer(
     };
 
     // Signer certificate.
-    let cert = find_signer_certificate(&si.sid, certificates).cloned();
+    let cert = find_signer_certificate(&si.sid, certificates);
     if cert.is_none() {
         report.fail(
             "signer_certificate_not_found",
@@ -404,7 +404,7 @@ fn verify_signer(
             "no signed attributes (not a CAdES signature)",
         );
     }
-    if let (Some(cert), Some(digest)) = (&cert, digest) {
+    if let (Some(cert), Some(digest)) = (cert, digest) {
         match &signed_bytes {
             None => report.fail(
                 "content_missing",
@@ -448,10 +448,10 @@ fn verify_signer(
             report.warn("signature_algorithm_sha1", "SHA-1 signature algorithm");
         }
     }
-    report.signer_certificate = cert.clone();
+    report.signer_certificate = cert.cloned();
 
     if si.signed_attributes.is_some() {
-        check_signed_attributes(si, parsed, digest, content, cert.as_ref(), &mut report);
+        check_signed_attributes(si, parsed, digest, content, cert, &mut report);
     } else {
         // The signature is over the content itself: a valid one binds the content.
         report.message_digest_valid = report.signature_valid;

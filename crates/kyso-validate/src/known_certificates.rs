@@ -37,6 +37,8 @@ pub(crate) struct ParsedCertificate {
 pub(crate) struct DescribedCertificate {
     /// Unmasked; `None` when the names cannot be decoded.
     pub summary: Option<CertificateSummary>,
+    /// `summary` with identity numbers masked.
+    pub masked_summary: Option<CertificateSummary>,
     /// Dotted OID of the signature algorithm, empty when unreadable.
     pub signature_algorithm: String,
     pub sha1_signature: bool,
@@ -241,6 +243,7 @@ mod tests {
             calls += 1;
             DescribedCertificate {
                 summary: None,
+                masked_summary: None,
                 signature_algorithm: "1.2.3".into(),
                 sha1_signature: false,
             }
@@ -266,6 +269,7 @@ mod tests {
             known.parse(&der).expect("parse");
             known.describe(&der, |_| DescribedCertificate {
                 summary: None,
+                masked_summary: None,
                 signature_algorithm: String::new(),
                 sha1_signature: false,
             });

@@ -32,6 +32,7 @@ use crate::revocation::{
     MAX_REVOCATION_ITEM_BYTES, MAX_REVOCATION_ITEMS, RevocationData, RevocationSource,
 };
 use crate::revocation_memo::{PassKey, RevocationMemo, RevocationPass};
+use kyso_ca::CertificateSummary;
 
 /// At most this many intermediates from one call are considered.
 pub const MAX_CALL_INTERMEDIATES: usize = 64;
@@ -1198,10 +1199,11 @@ impl Call<'_> {
             let described = known.describe(der, describe_certificate);
             CertificateStatus {
                 role,
-                summary: described
-                    .summary
-                    .clone()
-                    .map(|s| if mask { s.masked() } else { s }),
+                summary: if mask {
+                    described.masked_summary.clone()
+                } else {
+                    described.summary.clone()
+                },
                 signature_algorithm: described.signature_algorithm.clone(),
                 sha1_signature: described.sha1_signature,
                 revocation,
@@ -1270,6 +1272,7 @@ fn describe_certificate(der: &[u8]) -> DescribedCertificate {
                 .map(|p| p.decoded().signature_algorithm().oid)
         });
     DescribedCertificate {
+        masked_summary: summary.clone().map(CertificateSummary::masked),
         summary,
         signature_algorithm: oid.map(|o| o.to_string()).unwrap_or_default(),
         sha1_signature: oid.is_some_and(|o| is_weak_signature_algorithm(&o)),
