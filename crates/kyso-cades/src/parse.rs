@@ -160,6 +160,8 @@ pub struct DecodedCertificates {
 
 /// Certificates kept decoded at most (a few KiB each).
 pub const MAX_DECODED_CERTIFICATES: usize = 1024;
+/// Larger certificates are decoded each time, not kept (real ones are 1-3 KiB).
+pub const MAX_DECODED_CERTIFICATE_BYTES: usize = 16 * 1024;
 
 impl Default for DecodedCertificates {
     fn default() -> DecodedCertificates {
@@ -198,6 +200,9 @@ impl DecodedCertificates {
             return Ok((*cert).clone());
         }
         let cert = Certificate::from_der(der)?;
+        if der.len() > MAX_DECODED_CERTIFICATE_BYTES {
+            return Ok(cert);
+        }
         // A poisoned lock: another thread panicked while inserting; nothing is kept.
         if let Ok(mut map) = self.decoded.lock() {
             if map.len() >= self.capacity {

@@ -25,6 +25,9 @@ pub(crate) const MAX_KNOWN_CRL_BYTES: usize = 128 * 1024;
 
 /// Certificates kept parsed, and kept described, at most (a few KiB each).
 pub(crate) const MAX_KNOWN_CERTIFICATES: usize = 1024;
+/// Larger certificates are not kept (real ones are 1-3 KiB), so the maps stay small whatever
+/// a caller sends.
+pub(crate) const MAX_KEPT_CERTIFICATE_BYTES: usize = 16 * 1024;
 
 /// A certificate parsed for certval, with the SHA-256 of its DER.
 pub(crate) struct ParsedCertificate {
@@ -96,6 +99,9 @@ impl KnownCertificates {
             return Ok(known);
         }
         let encoded = Arc::new((cert.clone(), cert.to_der()?));
+        if encoded.1.len() > MAX_KEPT_CERTIFICATE_BYTES {
+            return Ok(encoded);
+        }
         if let Ok(mut map) = self.encoded.lock() {
             if map.len() >= self.capacity {
                 map.clear();
@@ -133,7 +139,9 @@ impl KnownCertificates {
     }
 
     fn keep<T>(&self, map: &ByDer<T>, der: &[u8], value: &Arc<T>) {
-        keep(map, self.capacity, der, value);
+        if der.len() <= MAX_KEPT_CERTIFICATE_BYTES {
+            keep(map, self.capacity, der, value);
+        }
     }
 }
 
