@@ -1,31 +1,33 @@
 //! CAdES signing (ETSI EN 319 122-1 baseline B-B, B-T, B-LT) with a key in the HSM.
 //!
-//! cms's `SignerInfoBuilder` builds the SignerInfo (content-type and message-digest attributes,
-//! the bytes to sign); the HSM signs them here directly so its error is kept. The SignedData
-//! around it is assembled here rather than by `SignedDataBuilder`, because cms 0.3.0-rc.0 types
-//! `OtherRevocationInfoFormat.otherRevInfoFormat` as an AlgorithmIdentifier (RFC 5652 says OBJECT
-//! IDENTIFIER), which would mis-encode the OCSP responses B-LT carries.
+//! The SignerInfo and the SignedData around it are written here rather than by cms's builders:
+//! cms 0.3.0-rc.0 types `OtherRevocationInfoFormat.otherRevInfoFormat` as an AlgorithmIdentifier
+//! (RFC 5652 says OBJECT IDENTIFIER), which would mis-encode the OCSP responses B-LT carries; and
+//! the builders clone and re-encode per signature what is constant per signer. The HSM signs the
+//! signed attributes directly, so its error is kept.
 
 use crate::error::{SignError, TimestampError, ValidationDataError};
 use async_trait::async_trait;
-use cms::builder::SignerInfoBuilder;
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier, SignerInfos};
+use cms::content_info::CmsVersion;
+use cms::signed_data::{SignedAttributes, SignerIdentifier};
 use const_oid::ObjectIdentifier;
-use der::asn1::{BitString, SetOfVec};
+use der::asn1::SetOfVec;
 use der::{Any, Decode, Encode, Sequence, Tag};
 use kyso_asn1::ess::SigningCertificateV2;
 use kyso_asn1::oids;
 use kyso_hsm::{HashAlgorithm, HsmKey};
 use serde::{Deserialize, Serialize};
 use spki::AlgorithmIdentifierOwned;
+use tlv::Tlv;
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
-use x509_cert::builder::Builder;
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;
+mod tlv;
 
 /// The CAdES baseline level to produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,6 +80,9 @@ pub struct SignOptions {
     pub signing_time: time::OffsetDateTime,
     /// Put the chain (intermediates) in SignedData.certificates too (B-LT always does).
     pub include_chain: bool,
+    /// Write SignedData.certificates at all (a timestamp token without certReq leaves it out,
+    /// RFC 3161 2.4.1).
+    pub include_certificates: bool,
 }
 
 impl SignOptions {
@@ -88,6 +93,7 @@ impl SignOptions {
             content_type: oids::ID_DATA,
             signing_time,
             include_chain: true,
+            include_certificates: true,
         }
     }
 }
@@ -126,6 +132,10 @@ pub trait ValidationDataSource: Send + Sync {
 }
 
 /// An HSM key with its certificate and chain, ready to sign.
+///
+/// Everything a signature carries that depends only on the signer (its SignerIdentifier, the
+/// algorithm identifiers, the signing-certificate-v2 attribute, the certificates field) is
+/// encoded here once rather than for every signature.
 #[derive(Clone, Debug)]
 pub struct CadesSigner {
     key: HsmKey,
@@ -133,7 +143,20 @@ pub struct CadesSigner {
     chain: Vec<Certificate>,
     /// The signing-certificate-v2 attribute, the same for every signature.
     signing_certificate: Attribute,
-    sid: SignerIdentifier,
+    /// SignerIdentifier (issuerAndSerialNumber) DER.
+    sid_der: Vec<u8>,
+    /// The key's digest AlgorithmIdentifier DER (SignerInfo.digestAlgorithm).
+    digest_algorithm_der: Vec<u8>,
+    /// SignedData.digestAlgorithms: the SET holding that one identifier.
+    digest_algorithms_der: Vec<u8>,
+    /// SignerInfo.signatureAlgorithm DER.
+    signature_algorithm_der: Vec<u8>,
+    /// The certificates field ([0] IMPLICIT SET OF) holding only the signer's certificate.
+    certificates_signer_der: Vec<u8>,
+    /// The signer's certificate and the chain, without repeats, in DER SET OF order...
+    certificates_with_chain: SetOfVec<Any>,
+    /// ...and that set as the encoded certificates field.
+    certificates_with_chain_der: Vec<u8>,
 }
 
 impl CadesSigner {
@@ -157,12 +180,40 @@ impl CadesSigner {
             issuer: tbs.issuer().clone(),
             serial_number: tbs.serial_number().clone(),
         });
+        let sid_der = sid
+            .to_der()
+            .map_err(SignError::encoding("SignerIdentifier"))?;
+        let digest_algorithm = AlgorithmIdentifierOwned {
+            oid: key.hash().oid(),
+            parameters: None,
+        };
+        let digest_algorithm_der = digest_algorithm
+            .to_der()
+            .map_err(SignError::encoding("digestAlgorithm"))?;
+        let digest_algorithms_der =
+            Tlv::Constructed(tlv::SET, vec![Tlv::Encoded(&digest_algorithm_der)]).to_vec();
+        let signature_algorithm_der = key
+            .signature_algorithm()
+            .to_der()
+            .map_err(SignError::encoding("signatureAlgorithm"))?;
+        let mut signer_only = SetOfVec::new();
+        add_certificates(&mut signer_only, std::slice::from_ref(&certificate))?;
+        let certificates_signer_der = certificates_field(&signer_only)?;
+        let mut certificates_with_chain = signer_only;
+        add_certificates(&mut certificates_with_chain, &chain)?;
+        let certificates_with_chain_der = certificates_field(&certificates_with_chain)?;
         Ok(CadesSigner {
             key,
             certificate,
             chain,
             signing_certificate,
-            sid,
+            sid_der,
+            digest_algorithm_der,
+            digest_algorithms_der,
+            signature_algorithm_der,
+            certificates_signer_der,
+            certificates_with_chain,
+            certificates_with_chain_der,
         })
     }
 
@@ -177,6 +228,30 @@ impl CadesSigner {
     pub fn chain(&self) -> &[Certificate] {
         &self.chain
     }
+}
+
+/// Adds each certificate's DER to `set` unless the same DER is there already.
+fn add_certificates(
+    set: &mut SetOfVec<Any>,
+    certificates: &[Certificate],
+) -> Result<(), SignError> {
+    for certificate in certificates {
+        let der = certificate
+            .to_der()
+            .map_err(SignError::encoding("certificate"))?;
+        let any = Any::from_der(&der).map_err(SignError::encoding("certificate"))?;
+        if !set.iter().any(|c| *c == any) {
+            set.insert(any)
+                .map_err(SignError::encoding("certificates"))?;
+        }
+    }
+    Ok(())
+}
+
+/// SignedData.certificates: `[0] IMPLICIT CertificateSet`.
+fn certificates_field(set: &SetOfVec<Any>) -> Result<Vec<u8>, SignError> {
+    let der = set.to_der().map_err(SignError::encoding("certificates"))?;
+    Ok(tlv::retagged(der, tlv::CONTEXT_0))
 }
 
 fn attribute(oid: ObjectIdentifier, value: der::Result<Any>) -> Result<Attribute, SignError> {
@@ -200,19 +275,6 @@ fn signing_time_attribute(time: time::OffsetDateTime) -> Result<Attribute, SignE
     attribute(oids::ID_SIGNING_TIME, Any::encode_from(&value))
 }
 
-/// SignedData as written (see the module note on RevocationInfoChoices).
-#[derive(Clone, Debug, Sequence)]
-struct SignedDataOut {
-    version: CmsVersion,
-    digest_algorithms: SetOfVec<AlgorithmIdentifierOwned>,
-    encap_content_info: EncapsulatedContentInfo,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    certificates: Option<SetOfVec<Any>>,
-    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
-    crls: Option<SetOfVec<Any>>,
-    signer_infos: SignerInfos,
-}
-
 /// OtherRevocationInfoFormat (RFC 5652 10.2.1), as RFC 5940 uses it for OCSP responses.
 #[derive(Clone, Debug, Sequence)]
 struct OtherRevocationInfo {
@@ -221,6 +283,10 @@ struct OtherRevocationInfo {
 }
 
 /// Signs `content` and returns the ContentInfo(SignedData) DER.
+///
+/// The SignedData is written with [`Tlv`] around the signer's pre-encoded parts (see the module
+/// note on why not with cms's `SignedDataBuilder`); the signed attributes and what varies per
+/// signature are encoded with `der`, so DER SET OF ordering is der's.
 pub async fn sign(
     signer: &CadesSigner,
     content: Content<'_>,
@@ -243,12 +309,9 @@ pub async fn sign(
         (Level::BLT, Some(v)) => Some(v),
         _ => None,
     };
-    let (econtent, external_digest) = match content {
-        Content::Attached(data) => (
-            Some(Any::new(Tag::OctetString, data).map_err(SignError::encoding("eContent"))?),
-            None,
-        ),
-        Content::Detached(data) => (None, Some(hash.digest(data))),
+    let (econtent, message_digest) = match content {
+        Content::Attached(data) => (Some(data), hash.digest(data)),
+        Content::Detached(data) => (None, hash.digest(data)),
         Content::Digest { algorithm, digest } => {
             if algorithm != hash {
                 return Err(SignError::DigestAlgorithmMismatch {
@@ -264,39 +327,28 @@ pub async fn sign(
                     actual: digest.len(),
                 });
             }
-            (None, Some(digest.to_vec()))
+            (None, digest.to_vec())
         }
     };
-    let eci = EncapsulatedContentInfo {
-        econtent_type: options.content_type,
-        econtent,
-    };
-    let digest_algorithm = AlgorithmIdentifierOwned {
-        oid: hash.oid(),
-        parameters: None,
-    };
-    let builder_error = |e: x509_cert::builder::Error| SignError::Encoding {
-        what: "SignerInfo",
-        reason: e.to_string(),
-    };
-    let cms_error = |e: cms::builder::Error| SignError::Encoding {
-        what: "SignerInfo",
-        reason: e.to_string(),
-    };
-    let mut info_builder = SignerInfoBuilder::new(
-        signer.sid.clone(),
-        digest_algorithm.clone(),
-        &eci,
-        external_digest.as_deref(),
-    )
-    .map_err(cms_error)?;
-    info_builder
-        .add_signed_attribute(signer.signing_certificate.clone())
-        .map_err(cms_error)?;
-    info_builder
-        .add_signed_attribute(signing_time_attribute(options.signing_time)?)
-        .map_err(cms_error)?;
-    let to_sign = info_builder.finalize(&signer.key).map_err(builder_error)?;
+
+    // RFC 5652 5.3-5.4: content-type and message-digest, with CAdES's signing-certificate-v2 and
+    // signing-time; DER-sorted as a SET OF, and signed as such.
+    let signed_attributes = SignedAttributes::try_from(vec![
+        signer.signing_certificate.clone(),
+        signing_time_attribute(options.signing_time)?,
+        attribute(
+            oids::ID_MESSAGE_DIGEST,
+            Any::new(Tag::OctetString, message_digest),
+        )?,
+        attribute(
+            oids::ID_CONTENT_TYPE,
+            Any::new(Tag::ObjectIdentifier, options.content_type.as_bytes()),
+        )?,
+    ])
+    .map_err(SignError::encoding("signed attributes"))?;
+    let to_sign = signed_attributes
+        .to_der()
+        .map_err(SignError::encoding("signed attributes"))?;
     let signature = signer
         .key
         .sign(&to_sign)
@@ -305,43 +357,55 @@ pub async fn sign(
             key: signer.key.label().to_owned(),
             source: Box::new(source),
         })?;
-    let bits = BitString::from_bytes(&signature).map_err(SignError::encoding("signature"))?;
-    let mut signer_info = info_builder
-        .assemble(bits, &signer.key)
-        .map_err(builder_error)?;
+    // In the SignerInfo the same SET is [0] IMPLICIT.
+    let signed_attributes_field = tlv::retagged(to_sign, tlv::CONTEXT_0);
 
-    if let Some(tsa) = tsa {
-        let token = tsa.timestamp(hash, &hash.digest(&signature)).await?;
-        let token = Any::from_der(&token).map_err(|e| SignError::TimestampTokenMalformed {
-            reason: e.to_string(),
-        })?;
-        let attr = attribute(oids::ID_AA_TIME_STAMP_TOKEN, Ok(token))?;
-        let mut unsigned = signer_info.unsigned_attrs.take().unwrap_or_default();
-        unsigned
-            .insert(attr)
-            .map_err(SignError::encoding("unsigned attributes"))?;
-        signer_info.unsigned_attrs = Some(unsigned);
-    }
+    let unsigned_attributes_field = match tsa {
+        Some(tsa) => {
+            let token = tsa.timestamp(hash, &hash.digest(&signature)).await?;
+            let token = Any::from_der(&token).map_err(|e| SignError::TimestampTokenMalformed {
+                reason: e.to_string(),
+            })?;
+            let mut unsigned = SetOfVec::new();
+            unsigned
+                .insert(attribute(oids::ID_AA_TIME_STAMP_TOKEN, Ok(token))?)
+                .map_err(SignError::encoding("unsigned attributes"))?;
+            let der = unsigned
+                .to_der()
+                .map_err(SignError::encoding("unsigned attributes"))?;
+            Some(tlv::retagged(der, tlv::CONTEXT_1))
+        }
+        None => None,
+    };
 
-    // Certificates: the signer's, then the chain, then B-LT's extras, without repeats.
-    let mut certificates: Vec<Certificate> = vec![signer.certificate.clone()];
-    if options.include_chain || options.level == Level::BLT {
-        certificates.extend(signer.chain.iter().cloned());
-    }
-    let mut crls = Vec::new();
+    // Certificates: the signer's, then the chain, then B-LT's extras, without repeats. Without
+    // extras the field is the one encoded when the signer was made.
+    let mut certificates_built = None;
+    let mut crls_field = None;
     let mut has_other_revocation = false;
     if let Some(validation) = validation {
         let mut full_chain = vec![signer.certificate.clone()];
         full_chain.extend(signer.chain.iter().cloned());
         let data = validation.validation_data(&full_chain).await?;
-        certificates.extend(data.certificates);
+        let mut certificates = signer.certificates_with_chain.clone();
+        add_certificates(&mut certificates, &data.certificates)?;
+        certificates_built = Some(certificates_field(&certificates)?);
+        let mut crl_set: SetOfVec<Any> = SetOfVec::new();
+        let mut add_crl = |crl: Any| -> Result<(), SignError> {
+            if !crl_set.iter().any(|c| *c == crl) {
+                crl_set
+                    .insert(crl)
+                    .map_err(SignError::encoding("revocation data"))?;
+            }
+            Ok(())
+        };
         for (index, crl) in data.crls.iter().enumerate() {
-            crls.push(
+            add_crl(
                 Any::from_der(crl).map_err(|e| SignError::RevocationDataMalformed {
                     index,
                     reason: e.to_string(),
                 })?,
-            );
+            )?;
         }
         for (index, response) in data.ocsp_responses.iter().enumerate() {
             let info = Any::from_der(response).map_err(|e| SignError::RevocationDataMalformed {
@@ -357,7 +421,7 @@ pub async fn sign(
             // [1] IMPLICIT: same contents, context tag 1 constructed.
             let contents =
                 Any::from_der(&other).map_err(SignError::encoding("OtherRevocationInfoFormat"))?;
-            crls.push(
+            add_crl(
                 Any::new(
                     Tag::ContextSpecific {
                         constructed: true,
@@ -366,30 +430,21 @@ pub async fn sign(
                     contents.value(),
                 )
                 .map_err(SignError::encoding("OtherRevocationInfoFormat"))?,
-            );
+            )?;
             has_other_revocation = true;
         }
-    }
-    let mut cert_set = SetOfVec::new();
-    let mut seen = Vec::new();
-    for cert in &certificates {
-        let der = cert.to_der().map_err(SignError::encoding("certificate"))?;
-        if seen.contains(&der) {
-            continue;
-        }
-        cert_set
-            .insert(Any::from_der(&der).map_err(SignError::encoding("certificate"))?)
-            .map_err(SignError::encoding("certificates"))?;
-        seen.push(der);
-    }
-    let mut crl_set = SetOfVec::new();
-    for crl in crls {
-        if !crl_set.iter().any(|c| *c == crl) {
-            crl_set
-                .insert(crl)
+        if !crl_set.is_empty() {
+            let der = crl_set
+                .to_der()
                 .map_err(SignError::encoding("revocation data"))?;
+            crls_field = Some(tlv::retagged(der, tlv::CONTEXT_1));
         }
     }
+    let certificates_field: &[u8] = match &certificates_built {
+        Some(built) => built,
+        None if options.include_chain => &signer.certificates_with_chain_der,
+        None => &signer.certificates_signer_der,
+    };
 
     // RFC 5652 5.1.
     let version = if has_other_revocation {
@@ -399,24 +454,53 @@ pub async fn sign(
     } else {
         CmsVersion::V1
     };
-    let mut digest_algorithms = SetOfVec::new();
-    digest_algorithms
-        .insert(digest_algorithm)
-        .map_err(SignError::encoding("digestAlgorithms"))?;
-    let signed_data = SignedDataOut {
-        version,
-        digest_algorithms,
-        encap_content_info: eci,
-        certificates: Some(cert_set),
-        crls: (!crl_set.is_empty()).then_some(crl_set),
-        signer_infos: SignerInfos::try_from(vec![signer_info])
-            .map_err(SignError::encoding("signerInfos"))?,
-    };
-    let content_info = ContentInfo {
-        content_type: oids::ID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data).map_err(SignError::encoding("SignedData"))?,
-    };
-    content_info
-        .to_der()
-        .map_err(SignError::encoding("ContentInfo"))
+    let version = [version as u8];
+    let signer_info_version = [CmsVersion::V1 as u8]; // issuerAndSerialNumber (RFC 5652 5.3)
+    let mut econtent_info = vec![Tlv::Primitive(
+        tlv::OBJECT_IDENTIFIER,
+        options.content_type.as_bytes(),
+    )];
+    if let Some(data) = econtent {
+        econtent_info.push(Tlv::Constructed(
+            tlv::CONTEXT_0,
+            vec![Tlv::Primitive(tlv::OCTET_STRING, data)],
+        ));
+    }
+    let mut signer_info = vec![
+        Tlv::Primitive(tlv::INTEGER, &signer_info_version),
+        Tlv::Encoded(&signer.sid_der),
+        Tlv::Encoded(&signer.digest_algorithm_der),
+        Tlv::Encoded(&signed_attributes_field),
+        Tlv::Encoded(&signer.signature_algorithm_der),
+        Tlv::Primitive(tlv::OCTET_STRING, &signature),
+    ];
+    if let Some(unsigned) = &unsigned_attributes_field {
+        signer_info.push(Tlv::Encoded(unsigned));
+    }
+    let mut signed_data = vec![
+        Tlv::Primitive(tlv::INTEGER, &version),
+        Tlv::Encoded(&signer.digest_algorithms_der),
+        Tlv::Constructed(tlv::SEQUENCE, econtent_info),
+    ];
+    if options.include_certificates {
+        signed_data.push(Tlv::Encoded(certificates_field));
+    }
+    if let Some(crls) = &crls_field {
+        signed_data.push(Tlv::Encoded(crls));
+    }
+    signed_data.push(Tlv::Constructed(
+        tlv::SET,
+        vec![Tlv::Constructed(tlv::SEQUENCE, signer_info)],
+    ));
+    let content_info = Tlv::Constructed(
+        tlv::SEQUENCE,
+        vec![
+            Tlv::Primitive(tlv::OBJECT_IDENTIFIER, oids::ID_SIGNED_DATA.as_bytes()),
+            Tlv::Constructed(
+                tlv::CONTEXT_0,
+                vec![Tlv::Constructed(tlv::SEQUENCE, signed_data)],
+            ),
+        ],
+    );
+    Ok(content_info.to_vec())
 }

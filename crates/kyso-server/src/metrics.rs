@@ -163,12 +163,10 @@ impl Metrics {
         }
     }
 
-    /// Counts a timestamp reply by its PKIStatus ("granted", "rejection", ... or "malformed").
-    pub fn timestamp_reply(&self, reply_der: &[u8]) {
-        let status = match kyso_asn1::rfc3161::TimeStampResp::from_der(reply_der) {
-            Ok(resp) => format!("{:?}", resp.status.status).to_lowercase(),
-            Err(_) => "malformed".to_owned(),
-        };
+    /// Counts a timestamp reply by its PKIStatus ("granted", "rejection", ...), as the TSA
+    /// states it beside the reply (no parsing of the reply again).
+    pub fn timestamp_status(&self, status: kyso_asn1::rfc3161::PkiStatus) {
+        let status = format!("{status:?}").to_lowercase();
         self.timestamps
             .get_or_create(&StatusLabels { status })
             .inc();
@@ -295,6 +293,8 @@ mod tests {
         metrics.ocsp_response("good");
         metrics.hsm_sign_error("kyso-issuing-ca");
         metrics.crl_generated("kyso-issuing");
+        metrics.timestamp_status(kyso_asn1::rfc3161::PkiStatus::Granted);
+        metrics.timestamp_status(kyso_asn1::rfc3161::PkiStatus::Rejection);
         let text = metrics.render();
         assert!(
             text.contains(
@@ -308,5 +308,7 @@ mod tests {
         assert!(text.contains("kyso_ocsp_responses_total{status=\"good\"} 1"));
         assert!(text.contains("kyso_hsm_sign_errors_total{key=\"kyso-issuing-ca\"} 1"));
         assert!(text.contains("kyso_crls_generated_total{ca=\"kyso-issuing\"} 1"));
+        assert!(text.contains("kyso_timestamp_replies_total{status=\"granted\"} 1"));
+        assert!(text.contains("kyso_timestamp_replies_total{status=\"rejection\"} 1"));
     }
 }

@@ -3,14 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cms::content_info::ContentInfo;
-use cms::signed_data::SignedData;
 use der::asn1::{Int, ObjectIdentifier};
-use der::{Any, Decode, Encode};
+use der::{Encode, Header, Length, Tag};
 use kyso_asn1::HashAlgorithm;
 use kyso_asn1::oids::ID_CT_TST_INFO;
 use kyso_asn1::rfc3161::{
-    Accuracy, PkiStatusInfo, TimeStampReq, TimeStampResp, TstGeneralizedTime, TstInfo,
+    Accuracy, PkiStatus, PkiStatusInfo, TimeStampReq, TimeStampResp, TstGeneralizedTime, TstInfo,
 };
 use kyso_cades::{CadesSigner, Content, Level, SignOptions};
 use kyso_clock::SharedClock;
@@ -79,6 +77,14 @@ pub struct IssuedTimestamp {
     pub record: TimestampRecord,
 }
 
+/// A TimeStampResp and its PKIStatus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampReply {
+    /// TimeStampResp DER.
+    pub der: Vec<u8>,
+    pub status: PkiStatus,
+}
+
 /// An RFC 3161 timestamp authority.
 pub struct TimestampAuthority {
     signer: CadesSigner,
@@ -132,24 +138,39 @@ impl TimestampAuthority {
     /// Answers a DER TimeStampReq with a DER TimeStampResp: a token, or a rejection whose
     /// PKIFailureInfo says why. Never fails.
     pub async fn respond(&self, query_der: &[u8]) -> Vec<u8> {
+        self.reply(query_der).await.der
+    }
+
+    /// [`respond`](Self::respond), with the reply's PKIStatus beside it (so a caller counting
+    /// replies need not parse the reply again).
+    pub async fn reply(&self, query_der: &[u8]) -> TimestampReply {
         let result = match TimeStampReq::from_der(query_der) {
             Ok(req) => self.issue(&req).await,
             Err(source) => Err(TsaError::MalformedQuery { source }),
         };
         let response = match result {
-            Ok(issued) => granted_response(&issued.token_der),
+            Ok(issued) => granted_response(&issued.token_der).map(|der| TimestampReply {
+                der,
+                status: PkiStatus::Granted,
+            }),
             Err(error) => {
                 if error.is_server_side() {
                     tracing::warn!(code = error.code(), %error, "timestamp not issued");
                 } else {
                     tracing::debug!(code = error.code(), %error, "timestamp query rejected");
                 }
-                rejection_response(&error)
+                rejection_response(&error).map(|der| TimestampReply {
+                    der,
+                    status: PkiStatus::Rejection,
+                })
             }
         };
         response.unwrap_or_else(|error| {
             tracing::error!(%error, "encoding a timestamp response failed");
-            SYSTEM_FAILURE_RESPONSE.to_vec()
+            TimestampReply {
+                der: SYSTEM_FAILURE_RESPONSE.to_vec(),
+                status: PkiStatus::Rejection,
+            }
         })
     }
 
@@ -281,7 +302,9 @@ impl TimestampAuthority {
         let mut options = SignOptions::new(Level::BB, gen_time);
         options.content_type = ID_CT_TST_INFO;
         options.include_chain = true;
-        let token = kyso_cades::sign(
+        // RFC 3161 2.4.1: without certReq the certificates field MUST NOT be present.
+        options.include_certificates = cert_req;
+        kyso_cades::sign(
             &self.signer,
             Content::Attached(tst_der),
             &options,
@@ -289,13 +312,7 @@ impl TimestampAuthority {
             None,
         )
         .await
-        .map_err(|source| TsaError::Signing { source })?;
-        if cert_req {
-            Ok(token)
-        } else {
-            // RFC 3161 2.4.1: without certReq the certificates field MUST NOT be present.
-            without_certificates(&token)
-        }
+        .map_err(|source| TsaError::Signing { source })
     }
 }
 
@@ -310,27 +327,19 @@ fn random_serial() -> Result<Vec<u8>, TsaError> {
     Ok(serial)
 }
 
-fn without_certificates(token: &[u8]) -> Result<Vec<u8>, TsaError> {
-    let content_info = ContentInfo::from_der(token).map_err(TsaError::encoding("token"))?;
-    let mut signed_data: SignedData = content_info
-        .content
-        .decode_as()
-        .map_err(TsaError::encoding("token SignedData"))?;
-    signed_data.certificates = None;
-    ContentInfo {
-        content_type: content_info.content_type,
-        content: Any::encode_from(&signed_data).map_err(TsaError::encoding("token SignedData"))?,
-    }
-    .to_der()
-    .map_err(TsaError::encoding("token"))
-}
+/// PKIStatusInfo `{ status granted }`: the same in every granted reply.
+const GRANTED_STATUS_INFO: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x00];
 
+/// `TimeStampResp { status granted, timeStampToken }` around the token just made: its DER is
+/// copied in as it is, not parsed and encoded again.
 fn granted_response(token_der: &[u8]) -> der::Result<Vec<u8>> {
-    TimeStampResp {
-        status: PkiStatusInfo::granted(),
-        time_stamp_token: Some(ContentInfo::from_der(token_der)?),
-    }
-    .to_der()
+    let length = Length::try_from(GRANTED_STATUS_INFO.len() + token_der.len())?;
+    let header = Header::new(Tag::Sequence, length).to_der()?;
+    let mut out = Vec::with_capacity(header.len() + usize::try_from(length)?);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&GRANTED_STATUS_INFO);
+    out.extend_from_slice(token_der);
+    Ok(out)
 }
 
 fn rejection_response(error: &TsaError) -> der::Result<Vec<u8>> {

@@ -20,6 +20,9 @@ use x509_cert::ext::Extension;
 use super::*;
 use crate::ledger::InMemoryLedger;
 use crate::trust::{AlwaysTrusted, SwitchableClockTrust};
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::Decode;
 
 const POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.3161.1");
 const OTHER_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.59999.3161.2");
@@ -596,6 +599,52 @@ fn fallback_system_failure_response_is_the_encoded_one() {
         time_stamp_token: None,
     };
     assert_eq!(resp.to_der().expect("der"), SYSTEM_FAILURE_RESPONSE);
+}
+
+/// The granted reply written around the token is what encoding a `TimeStampResp` gives, for
+/// tokens with and without certificates; `reply` states the status the reply carries.
+#[tokio::test]
+async fn granted_replies_are_the_encoded_time_stamp_resp() {
+    let fx = Fixture::new("tsa-granted-bytes").await;
+    let (tsa, _) = fx.authority();
+    for (name, extra) in [
+        ("with-certs", &["-sha256", "-cert"][..]),
+        ("no-certs", &["-sha256"][..]),
+    ] {
+        let query = openssl_query(&fx, name, extra);
+        let reply = tsa.reply(&std::fs::read(&query).expect("query")).await;
+        assert_eq!(reply.status, PkiStatus::Granted, "{name}");
+        let parsed = TimeStampResp::from_der(&reply.der).expect("reply parses");
+        assert_eq!(parsed.status, PkiStatusInfo::granted(), "{name}");
+        assert_eq!(parsed.to_der().expect("der"), reply.der, "{name}");
+        let token = parsed
+            .time_stamp_token
+            .expect("token")
+            .to_der()
+            .expect("der");
+        assert_eq!(
+            granted_response(&token).expect("granted"),
+            reply.der,
+            "{name}"
+        );
+    }
+    // A token over 64 KiB needs a long-form length in the outer header too.
+    let big = ContentInfo {
+        content_type: ID_CT_TST_INFO,
+        content: der::Any::new(der::Tag::OctetString, vec![7u8; 70_000]).expect("any"),
+    };
+    let big_der = big.to_der().expect("der");
+    let expected = TimeStampResp {
+        status: PkiStatusInfo::granted(),
+        time_stamp_token: Some(big),
+    }
+    .to_der()
+    .expect("der");
+    assert_eq!(granted_response(&big_der).expect("granted"), expected);
+
+    let rejected = tsa.reply(b"not a query").await;
+    assert_eq!(rejected.status, PkiStatus::Rejection);
+    assert_eq!(status_of(&rejected.der).status, PkiStatus::Rejection);
 }
 
 #[test]

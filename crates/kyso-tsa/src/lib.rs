@@ -15,7 +15,7 @@ mod ledger;
 mod local;
 mod trust;
 
-pub use authority::{IssuedTimestamp, TimestampAuthority, TsaConfig};
+pub use authority::{IssuedTimestamp, TimestampAuthority, TimestampReply, TsaConfig};
 pub use error::TsaError;
 pub use http::{HttpTimestampSource, check_reply};
 pub use ledger::{InMemoryLedger, LedgerError, SerialLedger, TimestampRecord};

@@ -468,3 +468,128 @@ async fn b_lt_carries_chain_crls_and_ocsp_responses() {
     );
     openssl_verify(&pki, "blt-openssl", &cms, None);
 }
+
+/// A timestamp source answering every request with the same token (so that two signatures over
+/// the same bytes are byte for byte comparable).
+struct FixedToken(Vec<u8>);
+
+#[async_trait::async_trait]
+impl crate::TimestampSource for FixedToken {
+    async fn timestamp(
+        &self,
+        _hash: HashAlgorithm,
+        _digest: &[u8],
+    ) -> Result<Vec<u8>, crate::TimestampError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The pre-encoded signer parts (SignerIdentifier, algorithms, certificates field) give the
+/// bytes the previous code wrote, field by field re-encoded per signature. RSA PKCS#1 v1.5
+/// signatures are deterministic, so whole signatures compare.
+#[tokio::test]
+async fn signatures_are_byte_for_byte_what_the_previous_code_wrote() {
+    use super::reference::reference_sign;
+    use crate::TimestampSource as _;
+
+    let pki = TestPki::new("cades-same-bytes").await;
+    let plain = pki
+        .signer(
+            "same-bytes",
+            KeyAlgorithm::Rsa2048,
+            RsaPadding::Pkcs1v15,
+            ProfileKind::StaffSigning,
+        )
+        .await;
+    // The chain repeats the issuing CA and holds the signer's own certificate: written once each.
+    let signer = crate::CadesSigner::new(
+        plain.key().clone(),
+        plain.certificate().clone(),
+        vec![
+            pki.issuing.certificate().clone(),
+            plain.certificate().clone(),
+            pki.issuing.certificate().clone(),
+            pki.root.certificate().clone(),
+        ],
+    )
+    .unwrap();
+    let token = fake_tsa(&pki, false)
+        .await
+        .timestamp(HashAlgorithm::Sha256, &HashAlgorithm::Sha256.digest(b"x"))
+        .await
+        .unwrap();
+    let tsa = FixedToken(token);
+    let crl = build_crl(
+        &pki.issuing,
+        CrlParams {
+            number: 1,
+            this_update: pki.clock.now(),
+            next_update: pki.clock.now() + std::time::Duration::from_secs(86400),
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    let crl_der = der::Encode::to_der(&crl).unwrap();
+    let validation = FakeValidation {
+        data: ValidationData {
+            // Repeats of what the signer already carries, and the CRL twice: dropped.
+            certificates: vec![
+                pki.root.certificate().clone(),
+                pki.issuing.certificate().clone(),
+            ],
+            crls: vec![crl_der.clone(), crl_der],
+            ocsp_responses: Vec::new(),
+        },
+        asked_for: Mutex::new(0),
+    };
+    let digest = HashAlgorithm::Sha256.digest(DOCUMENT);
+    let contents = [
+        Content::Attached(DOCUMENT),
+        Content::Detached(DOCUMENT),
+        Content::Digest {
+            algorithm: HashAlgorithm::Sha256,
+            digest: &digest,
+        },
+        Content::Attached(b""),
+    ];
+    let mut compared = 0;
+    for level in [Level::BB, Level::BT, Level::BLT] {
+        for content in contents {
+            for (include_chain, include_certificates, content_type) in [
+                (true, true, kyso_asn1::oids::ID_DATA),
+                (false, true, kyso_asn1::oids::ID_DATA),
+                (true, false, kyso_asn1::oids::ID_CT_TST_INFO),
+                (true, true, kyso_asn1::oids::ID_CT_TST_INFO),
+            ] {
+                let mut options = pki.options(level);
+                options.include_chain = include_chain;
+                options.include_certificates = include_certificates;
+                options.content_type = content_type;
+                let ours = sign(&signer, content, &options, Some(&tsa), Some(&validation))
+                    .await
+                    .unwrap();
+                let before =
+                    reference_sign(&signer, content, &options, Some(&tsa), Some(&validation))
+                        .await
+                        .unwrap();
+                assert_eq!(
+                    ours, before,
+                    "{level} {content:?} chain {include_chain} certificates {include_certificates}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 48);
+
+    // The certificates field: signer, issuing and root once each; openssl agrees on the result.
+    let mut options = pki.options(Level::BB);
+    options.include_chain = true;
+    let cms = sign(&signer, Content::Attached(DOCUMENT), &options, None, None)
+        .await
+        .unwrap();
+    let parsed = crate::parse::parse_signed_data(&cms).unwrap();
+    assert_eq!(parsed.certificates.len(), 3);
+    openssl_verify(&pki, "same-bytes", &cms, None);
+}

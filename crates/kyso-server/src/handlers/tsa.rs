@@ -27,9 +27,9 @@ pub async fn timestamp(
     }
     let limit = state.config().limits.max_timestamp_query_bytes;
     let body = crate::extract::read_limited(request, limit).await?;
-    let reply = state.trust().tsa().respond(&body).await;
-    state.metrics().timestamp_reply(&reply);
-    let mut response = reply.into_response();
+    let reply = state.trust().tsa().reply(&body).await;
+    state.metrics().timestamp_status(reply.status);
+    let mut response = reply.der.into_response();
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
