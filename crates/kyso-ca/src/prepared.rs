@@ -3,11 +3,12 @@
 //! Every certificate and CRL the HSM signs is verified before it is released (a wrong key or a
 //! misbehaving token must not produce an unverifiable certificate). The CA's key never changes,
 //! so for P-256 the multiples of it are computed once, in the layout p256 uses for its generator
-//! (`primeorder`'s basepoint table): ECDSA verification then computes `u1·G + u2·Q` as two
-//! table look-ups with about 130 point additions and no doublings, where the generic path needs
-//! about 256 doublings and 100 additions. Everything else is RustCrypto's: the point and scalar
-//! arithmetic (`p256`), the tables and the signed-digit recoding (`primeorder`), the DER parsing
-//! and range checks of the signature (`ecdsa`). The verification equation mirrors
+//! (`primeorder`'s basepoint table), kept as affine points: ECDSA verification then computes
+//! `u1·G + u2·Q` as two table look-ups with about 130 point additions (those for `u2·Q` mixed
+//! additions) and no doublings, where the generic path needs about 256 doublings and 100
+//! additions. Everything else is RustCrypto's: the point and scalar arithmetic and the batch
+//! normalisation (`p256`), the signed-digit recoding (`primeorder`), the DER parsing and range
+//! checks of the signature (`ecdsa`). The verification equation mirrors
 //! `ecdsa::hazmat::verify_prehashed`; the tests compare the two on valid and invalid signatures.
 //!
 //! Other keys (P-384, RSA) use [`keys::verify_signature`] unchanged.
@@ -15,12 +16,12 @@
 //! [`P256VerifyingTable`] is the same precomputation without kyso's key policy, for verifiers of
 //! outside signatures (CMS, timestamps) that meet the same keys again and again.
 
-use p256::elliptic_curve::group::Group;
+use p256::elliptic_curve::group::{Curve, Group};
 use p256::elliptic_curve::ops::{Invert, MulByGeneratorVartime, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::scalar::IsHigh;
-use p256::{NistP256, ProjectivePoint, Scalar, U256};
-use primeorder::{LookupTable, Radix16Decomposition, Radix16Digits};
+use p256::{AffinePoint, NistP256, ProjectivePoint, Scalar, U256};
+use primeorder::{Radix16Decomposition, Radix16Digits};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::keys::{self, KeyError, PublicKeyKind, SignatureScheme};
@@ -49,7 +50,7 @@ impl std::fmt::Debug for PreparedKey {
 
 impl PreparedKey {
     /// Checks the key against kyso's policy (as [`keys::check_public_key`]) and, for P-256,
-    /// precomputes its multiples (about 25 KiB, a few hundred microseconds).
+    /// precomputes its multiples (about 20 KiB, a few hundred microseconds).
     pub fn new(spki: &SubjectPublicKeyInfoOwned) -> Result<PreparedKey, KeyError> {
         let kind = keys::check_public_key(spki)?;
         let p256 = match kind {
@@ -107,7 +108,7 @@ impl PreparedKey {
 }
 
 /// Precomputed multiples of one P-256 public key, for repeated ECDSA verification by any P-256
-/// key (no policy is applied: the caller decides which keys it accepts). About 25 KiB; building
+/// key (no policy is applied: the caller decides which keys it accepts). About 20 KiB; building
 /// it costs about one or two generic verifications, each verification with it a little under half
 /// of one.
 pub struct P256VerifyingTable {
@@ -134,33 +135,64 @@ impl P256VerifyingTable {
     }
 }
 
-/// Precomputed multiples of one P-256 point `Q`.
+/// Precomputed multiples of one P-256 point `Q`, in affine form: `[1..8]·256^i·Q` for i in
+/// 0..=32 (the layout of `primeorder::BasepointTable`). Affine points make each step a mixed
+/// addition, cheaper than the projective one.
 struct P256Multiples {
-    tables: [LookupTable<ProjectivePoint>; P256_TABLES],
+    tables: Box<[[AffinePoint; 8]; P256_TABLES]>,
 }
 
 impl P256Multiples {
     fn new(point: ProjectivePoint) -> P256Multiples {
+        let mut projective = Vec::with_capacity(P256_TABLES * 8);
         let mut base = point;
-        let tables = std::array::from_fn(|_| {
-            let table = LookupTable::new(base);
+        for _ in 0..P256_TABLES {
+            let mut multiple = base;
+            for _ in 0..8 {
+                projective.push(multiple);
+                multiple += &base;
+            }
             for _ in 0..8 {
                 base = base.double();
             }
-            table
-        });
+        }
+        // One inversion for all 264 points. None is the identity: Q has prime order n and
+        // every multiple is k·Q with 0 < k < n.
+        let mut affine = vec![AffinePoint::IDENTITY; projective.len()];
+        ProjectivePoint::batch_normalize(&projective, &mut affine);
+        let mut tables = Box::new([[AffinePoint::IDENTITY; 8]; P256_TABLES]);
+        for (table, points) in tables.iter_mut().zip(affine.chunks_exact(8)) {
+            table.copy_from_slice(points);
+        }
         P256Multiples { tables }
     }
 
+    /// `d·256^i·Q` for a nonzero signed digit `d` in [-8, 8].
+    fn select(&self, i: usize, d: i8) -> AffinePoint {
+        let point = self.tables[i][usize::from(d.unsigned_abs()) - 1];
+        if d < 0 { -point } else { point }
+    }
+
     /// `k·Q` in variable time (public inputs only: verification), as
-    /// `primeorder::BasepointTable::mul_vartime` computes `k·G`.
+    /// `primeorder::BasepointTable::mul_vartime` computes `k·G`. A zero digit would add the
+    /// identity: it is skipped (about one digit in sixteen).
     fn mul_vartime(&self, k: &Scalar) -> ProjectivePoint {
         let digits = Radix16Decomposition::<Radix16Digits<NistP256>>::new(k);
-        let mut even = self.tables[P256_BYTES].select_vartime(digits[P256_BYTES * 2]);
+        let carry = digits[P256_BYTES * 2];
+        let mut even = if carry == 0 {
+            ProjectivePoint::IDENTITY
+        } else {
+            ProjectivePoint::from(self.select(P256_BYTES, carry))
+        };
         let mut odd = ProjectivePoint::IDENTITY;
         for i in (0..P256_BYTES).rev() {
-            odd += &self.tables[i].select_vartime(digits[i * 2 + 1]);
-            even += &self.tables[i].select_vartime(digits[i * 2]);
+            let (high, low) = (digits[i * 2 + 1], digits[i * 2]);
+            if high != 0 {
+                odd += &self.select(i, high);
+            }
+            if low != 0 {
+                even += &self.select(i, low);
+            }
         }
         for _ in 0..4 {
             odd = odd.double();

@@ -117,7 +117,7 @@ pub enum SignatureFailure {
     Invalid,
 }
 
-/// Precomputed tables kept at most for this many P-256 keys (about 25 KiB each).
+/// Precomputed tables kept at most for this many P-256 keys (about 20 KiB each).
 pub const MAX_P256_TABLES: usize = 64;
 /// P-256 keys remembered as seen once (a table is built on the second sighting) at most.
 pub const MAX_P256_SEEN: usize = 4096;
