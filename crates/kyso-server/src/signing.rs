@@ -87,7 +87,7 @@ pub struct SignOutcome {
     pub key: String,
     pub level: Level,
     pub packaging: Packaging,
-    pub signer: CadesSigner,
+    pub signer: Arc<CadesSigner>,
     pub signing_time: time::OffsetDateTime,
     /// Per document, in order.
     pub results: Vec<DocumentOutcome>,
@@ -168,6 +168,69 @@ impl SignOutcome {
     }
 }
 
+impl SignOutcome {
+    /// The JSON of [`into_response`](Self::into_response), byte for byte as serde_json writes it,
+    /// written straight into one buffer of about the right size: each signature is base64-encoded
+    /// in place (its alphabet needs no JSON escapes) rather than into a String that serde_json
+    /// then scans and copies.
+    pub fn into_json(self) -> Result<Vec<u8>, AppError> {
+        let json_error = |e: serde_json::Error| AppError::internal(format!("response JSON: {e}"));
+        let signatures: usize = self
+            .results
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .map(|s| s.cms.len() / 3 * 4 + 4 + 160)
+            .sum();
+        let mut out = Vec::with_capacity(320 + signatures + 320 * self.results.len());
+        let certificate_serial = self.certificate_serial();
+        let signing_time = crate::handlers::rfc3339(self.signing_time);
+        out.extend_from_slice(b"{\"key\":");
+        serde_json::to_writer(&mut out, &self.key).map_err(json_error)?;
+        out.extend_from_slice(b",\"level\":");
+        serde_json::to_writer(&mut out, &self.level).map_err(json_error)?;
+        out.extend_from_slice(b",\"packaging\":");
+        serde_json::to_writer(&mut out, &self.packaging).map_err(json_error)?;
+        out.extend_from_slice(b",\"certificate_serial\":");
+        serde_json::to_writer(&mut out, &certificate_serial).map_err(json_error)?;
+        out.extend_from_slice(b",\"digest_algorithm\":");
+        serde_json::to_writer(&mut out, self.signer.key().hash().name()).map_err(json_error)?;
+        out.extend_from_slice(b",\"signing_time\":");
+        serde_json::to_writer(&mut out, &signing_time).map_err(json_error)?;
+        out.extend_from_slice(b",\"results\":[");
+        for (index, DocumentOutcome { id, result }) in self.results.into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            if let Some(id) = &id {
+                out.extend_from_slice(b"\"id\":");
+                serde_json::to_writer(&mut out, id).map_err(json_error)?;
+                out.push(b',');
+            }
+            match result {
+                Ok(signed) => {
+                    out.extend_from_slice(b"\"ok\":true,\"cms\":\"");
+                    let start = out.len();
+                    let encoded = base64::encoded_len(signed.cms.len(), true)
+                        .ok_or_else(|| AppError::internal("signature too large for base64"))?;
+                    out.resize(start + encoded, 0);
+                    B64.encode_slice(&signed.cms, &mut out[start..])
+                        .map_err(|e| AppError::internal(format!("base64: {e}")))?;
+                    out.extend_from_slice(b"\",\"document_sha256\":");
+                    serde_json::to_writer(&mut out, &signed.document_sha256).map_err(json_error)?;
+                }
+                Err(e) => {
+                    out.extend_from_slice(b"\"ok\":false,\"error\":");
+                    serde_json::to_writer(&mut out, &e.body().error).map_err(json_error)?;
+                }
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+}
+
 /// Signs `documents` with key `key` for `actor` (who must be allowed the key: the caller checks
 /// grants). Refuses the whole call, audited, when the key's certificate is not valid and in good
 /// standing now; a document's own problem fails only that document.
@@ -180,13 +243,42 @@ pub async fn sign_documents(
     documents: Vec<DocumentRequest>,
 ) -> Result<SignOutcome, AppError> {
     let now = state.clock().now_unix();
-    let trust = state.trust();
-    let signer = trust.signing_keys().signer(key, now).await?;
-    if let Err(refusal) = trust
-        .signing_keys()
-        .check_status(state.store(), &signer, now)
-        .await
-    {
+    let signing_keys = state.trust().signing_keys();
+    let signer = signing_keys.signer(key, now).await?;
+    let status = signing_keys.check_status(state.store(), &signer, now).await;
+    sign_documents_checked(
+        state,
+        actor,
+        key,
+        CheckedSigner { signer, status },
+        level,
+        packaging,
+        documents,
+    )
+    .await
+}
+
+/// A signer for one call and the outcome of its certificate-status check (made by
+/// [`SigningKeys::check_status`](crate::trust_services::SigningKeys::check_status), or from a
+/// status read with the caller's grant).
+pub struct CheckedSigner {
+    pub signer: Arc<CadesSigner>,
+    pub status: Result<(), AppError>,
+}
+
+/// [`sign_documents`] with the signer looked up and its status checked by the caller: a failed
+/// check refuses the whole call, audited.
+pub async fn sign_documents_checked(
+    state: &AppState,
+    actor: &str,
+    key: &str,
+    checked: CheckedSigner,
+    level: Level,
+    packaging: Packaging,
+    documents: Vec<DocumentRequest>,
+) -> Result<SignOutcome, AppError> {
+    let CheckedSigner { signer, status } = checked;
+    if let Err(refusal) = status {
         state
             .audit(NewAuditEvent {
                 actor: actor.to_owned(),
@@ -200,7 +292,7 @@ pub async fn sign_documents(
     }
     let signing_time = state.clock().now_utc();
     let options = SignOptions::new(level, signing_time);
-    let own_ca = trust.own_ca();
+    let own_ca = state.trust().own_ca();
     let document_count = documents.len();
     let mut results = Vec::with_capacity(document_count);
     for (id, document) in documents {
@@ -223,7 +315,7 @@ pub async fn sign_documents(
         key: key.to_owned(),
         level,
         packaging,
-        signer: signer.clone(),
+        signer,
         signing_time,
         results: Vec::new(),
     };

@@ -12,7 +12,7 @@ use kyso_cades::{
 };
 use kyso_clock::SharedClock;
 use kyso_hsm::{HashAlgorithm, HsmError, Token};
-use kyso_store::{CertStatus, NewTimestamp, Store, StoreError};
+use kyso_store::{CertStatus, CertificateStatusRecord, NewTimestamp, Store, StoreError};
 use kyso_tsa::{
     AlwaysTrusted, ClockTrust, HttpTimestampSource, LedgerError, LocalTimestampSource,
     SerialLedger, SystemClockTrust, TimestampAuthority, TimestampRecord, TsaConfig,
@@ -390,15 +390,14 @@ pub struct SigningKeys {
     issuing: Certificate,
     root: Certificate,
     cache_for: u64,
-    cache: Mutex<HashMap<String, (CadesSigner, i64)>>,
+    /// Shared, not copied: a signer holds its parsed certificates and pre-encoded parts.
+    cache: Mutex<HashMap<String, (Arc<CadesSigner>, i64)>>,
 }
 
 impl SigningKeys {
     /// The signer for key `label`, from the cache or the token.
-    pub async fn signer(&self, label: &str, now: i64) -> Result<CadesSigner, AppError> {
-        if let Some((signer, loaded_at)) = self.cached(label)
-            && now.saturating_sub(loaded_at) < i64::try_from(self.cache_for).unwrap_or(i64::MAX)
-        {
+    pub async fn signer(&self, label: &str, now: i64) -> Result<Arc<CadesSigner>, AppError> {
+        if let Some(signer) = self.cached(label, now) {
             return Ok(signer);
         }
         let key = match self.token.find_key(label).await {
@@ -432,13 +431,13 @@ impl SigningKeys {
             } else {
                 Vec::new()
             };
-        let signer = CadesSigner::new(key, certificate, chain).map_err(|e| {
+        let signer = Arc::new(CadesSigner::new(key, certificate, chain).map_err(|e| {
             AppError::conflict(
                 e.code(),
                 format!("Khóa ký {label} không khớp với chứng thư số bên cạnh nó."),
                 format!("Signing key {label}: {e}"),
             )
-        })?;
+        })?);
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -446,12 +445,13 @@ impl SigningKeys {
         Ok(signer)
     }
 
-    fn cached(&self, label: &str) -> Option<(CadesSigner, i64)> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(label)
-            .cloned()
+    /// The signer for key `label` if the cache holds it and it is still fresh at `now` (the
+    /// token is not asked).
+    pub fn cached(&self, label: &str, now: i64) -> Option<Arc<CadesSigner>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let (signer, loaded_at) = cache.get(label)?;
+        (now.saturating_sub(*loaded_at) < i64::try_from(self.cache_for).unwrap_or(i64::MAX))
+            .then(|| signer.clone())
     }
 
     /// Refuses a signer whose certificate is outside its validity at `now`, not issued by this
@@ -462,12 +462,33 @@ impl SigningKeys {
         signer: &CadesSigner,
         now: i64,
     ) -> Result<(), AppError> {
+        self.check_validity(signer, now)?;
+        let serial = signer.certificate().tbs_certificate().serial_number();
+        let status = store.certificate_status(serial.as_bytes()).await?;
+        Self::check_read_status(signer, status.as_ref())
+    }
+
+    /// [`check_status`](Self::check_status) with the status already read from the store (with
+    /// the caller's grant, in one read): the same checks in the same order.
+    pub fn check_status_read(
+        &self,
+        signer: &CadesSigner,
+        now: i64,
+        status: Option<&CertificateStatusRecord>,
+    ) -> Result<(), AppError> {
+        self.check_validity(signer, now)?;
+        Self::check_read_status(signer, status)
+    }
+
+    /// The checks that need no store: validity at `now`, and an issuer whose status we keep.
+    fn check_validity(&self, signer: &CadesSigner, now: i64) -> Result<(), AppError> {
         let tbs = signer.certificate().tbs_certificate();
-        let serial = hex::encode(tbs.serial_number().as_bytes());
+        let serial = || hex::encode(tbs.serial_number().as_bytes());
         let not_before = tbs.validity().not_before.to_unix_duration().as_secs();
         let not_after = tbs.validity().not_after.to_unix_duration().as_secs();
         let now_u = u64::try_from(now).unwrap_or(0);
         if now_u < not_before {
+            let serial = serial();
             return Err(AppError::conflict(
                 "signing_certificate_not_yet_valid",
                 format!("Chứng thư số {serial} của khóa ký chưa có hiệu lực."),
@@ -475,6 +496,7 @@ impl SigningKeys {
             ));
         }
         if now_u > not_after {
+            let serial = serial();
             return Err(AppError::conflict(
                 "signing_certificate_expired",
                 format!("Chứng thư số {serial} của khóa ký đã hết hạn."),
@@ -482,6 +504,7 @@ impl SigningKeys {
             ));
         }
         if tbs.issuer() != self.issuing.tbs_certificate().subject() {
+            let serial = serial();
             return Err(AppError::conflict(
                 "signing_certificate_status_unknown",
                 format!(
@@ -492,26 +515,49 @@ impl SigningKeys {
                 ),
             ));
         }
-        let status = store
-            .certificate_status(tbs.serial_number().as_bytes())
-            .await?;
+        Ok(())
+    }
+
+    /// Good in the store, or why not.
+    fn check_read_status(
+        signer: &CadesSigner,
+        status: Option<&CertificateStatusRecord>,
+    ) -> Result<(), AppError> {
+        let serial = || {
+            hex::encode(
+                signer
+                    .certificate()
+                    .tbs_certificate()
+                    .serial_number()
+                    .as_bytes(),
+            )
+        };
         match status.map(|s| s.status) {
             Some(CertStatus::Good) => Ok(()),
-            Some(CertStatus::Revoked) => Err(AppError::conflict(
-                "signing_certificate_revoked",
-                format!("Chứng thư số {serial} của khóa ký đã bị thu hồi."),
-                format!("The signing key's certificate {serial} is revoked."),
-            )),
-            Some(CertStatus::Hold) => Err(AppError::conflict(
-                "signing_certificate_on_hold",
-                format!("Chứng thư số {serial} của khóa ký đang bị tạm dừng."),
-                format!("The signing key's certificate {serial} is on hold."),
-            )),
-            None => Err(AppError::conflict(
-                "signing_certificate_status_unknown",
-                format!("Không tìm thấy chứng thư số {serial} trong sổ cấp phát của CA."),
-                format!("Certificate {serial} is not in the CA's records."),
-            )),
+            Some(CertStatus::Revoked) => {
+                let serial = serial();
+                Err(AppError::conflict(
+                    "signing_certificate_revoked",
+                    format!("Chứng thư số {serial} của khóa ký đã bị thu hồi."),
+                    format!("The signing key's certificate {serial} is revoked."),
+                ))
+            }
+            Some(CertStatus::Hold) => {
+                let serial = serial();
+                Err(AppError::conflict(
+                    "signing_certificate_on_hold",
+                    format!("Chứng thư số {serial} của khóa ký đang bị tạm dừng."),
+                    format!("The signing key's certificate {serial} is on hold."),
+                ))
+            }
+            None => {
+                let serial = serial();
+                Err(AppError::conflict(
+                    "signing_certificate_status_unknown",
+                    format!("Không tìm thấy chứng thư số {serial} trong sổ cấp phát của CA."),
+                    format!("Certificate {serial} is not in the CA's records."),
+                ))
+            }
         }
     }
 

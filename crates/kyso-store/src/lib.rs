@@ -178,6 +178,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_key_grants(&self, client_id: i64) -> Result<Vec<String>, StoreError>;
     /// Whether a client may use a signing key (one indexed query).
     async fn has_key_grant(&self, client_id: i64, key_name: &str) -> Result<bool, StoreError>;
+    /// [`has_key_grant`](Store::has_key_grant) and [`certificate_status`](Store::certificate_status)
+    /// of `serial` in one read (the signing hot path: one database round trip instead of two).
+    /// Both are read from the database each time, so a removed grant or a revocation counts at
+    /// once. `InvalidInput` for a malformed serial.
+    async fn key_grant_and_certificate_status(
+        &self,
+        client_id: i64,
+        key_name: &str,
+        serial: &[u8],
+    ) -> Result<KeyGrantAndStatus, StoreError>;
 
     // ---- Time-stamp ledger ----
 

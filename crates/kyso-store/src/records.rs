@@ -220,6 +220,16 @@ pub struct CertificateStatusRecord {
     pub issued: bool,
 }
 
+/// Whether a client may use a signing key, and the status of that key's certificate, read
+/// together (`Store::key_grant_and_certificate_status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGrantAndStatus {
+    /// The client holds a grant of the key.
+    pub granted: bool,
+    /// The certificate's status; `None` if its serial is unknown.
+    pub certificate: Option<CertificateStatusRecord>,
+}
+
 /// One entry for a CRL (`Store::list_revoked`): revoked or on hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedEntry {

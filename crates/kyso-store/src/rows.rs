@@ -4,8 +4,8 @@
 use crate::error::StoreError;
 use crate::records::{
     ApiClientRecord, AuditRecord, CaRecord, CaRole, CertificateRecord, CertificateStatusRecord,
-    CrlRecord, KeyLocation, RevocationReason, RevokedEntry, StaffFields, StaffRecord,
-    TimestampRecord, VerificationRecord,
+    CrlRecord, KeyGrantAndStatus, KeyLocation, RevocationReason, RevokedEntry, StaffFields,
+    StaffRecord, TimestampRecord, VerificationRecord,
 };
 
 /// Columns of `cas`, in [`CaRow`] order.
@@ -211,6 +211,42 @@ impl StatusRow {
     }
 }
 
+/// A grant and a certificate status read together ([`SELECT_GRANT_AND_STATUS`]): the status
+/// columns are NULL when the serial is unknown.
+#[derive(sqlx::FromRow)]
+pub(crate) struct GrantAndStatusRow {
+    granted: bool,
+    ca: Option<String>,
+    status: Option<String>,
+    revoked_at: Option<i64>,
+    revocation_reason: Option<i32>,
+    not_after: Option<i64>,
+    issued: bool,
+}
+
+impl GrantAndStatusRow {
+    pub(crate) fn into_record(self) -> Result<KeyGrantAndStatus, StoreError> {
+        let certificate = match (self.ca, self.status, self.not_after) {
+            (Some(ca), Some(status), Some(not_after)) => Some(
+                StatusRow {
+                    ca,
+                    status,
+                    revoked_at: self.revoked_at,
+                    revocation_reason: self.revocation_reason,
+                    not_after,
+                    issued: self.issued,
+                }
+                .into_record()?,
+            ),
+            _ => None,
+        };
+        Ok(KeyGrantAndStatus {
+            granted: self.granted,
+            certificate,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct RevokedRow {
     serial: Vec<u8>,
@@ -239,6 +275,13 @@ impl RevokedRow {
 /// The status lookup: one primary-key read.
 pub(crate) const SELECT_STATUS: &str = "SELECT ca, status, revoked_at, revocation_reason, not_after, \
      (der IS NOT NULL) AS issued FROM certificates WHERE serial = $1";
+
+/// A client's grant of a key ($1, $2) and a certificate's status ($3) in one read: both are
+/// indexed lookups; the one-row probe keeps a row when the serial is unknown.
+pub(crate) const SELECT_GRANT_AND_STATUS: &str = "SELECT \
+     EXISTS (SELECT 1 FROM api_key_grants WHERE client_id = $1 AND key_name = $2) AS granted, \
+     c.ca, c.status, c.revoked_at, c.revocation_reason, c.not_after, (c.der IS NOT NULL) AS issued \
+     FROM (SELECT 1 AS one) AS probe LEFT JOIN certificates c ON c.serial = $3";
 
 pub(crate) const SELECT_REVOKED: &str = "SELECT serial, revoked_at, revocation_reason, not_after \
      FROM certificates WHERE ca = $1 AND status <> 'good' ORDER BY serial";

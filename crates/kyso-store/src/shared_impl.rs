@@ -648,6 +648,23 @@ macro_rules! impl_store {
                 Ok(found.is_some())
             }
 
+            async fn key_grant_and_certificate_status(
+                &self,
+                client_id: i64,
+                key_name: &str,
+                serial: &[u8],
+            ) -> Result<KeyGrantAndStatus, StoreError> {
+                validate::serial(serial)?;
+                let row: GrantAndStatusRow = sqlx::query_as(SELECT_GRANT_AND_STATUS)
+                    .bind(client_id)
+                    .bind(key_name)
+                    .bind(serial)
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err(StoreError::db("key_grant_and_certificate_status"))?;
+                row.into_record()
+            }
+
             // ---- Time-stamp ledger ----
 
             async fn record_timestamp(&self, ts: &NewTimestamp) -> Result<TimestampRecord, StoreError> {

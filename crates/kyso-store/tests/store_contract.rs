@@ -97,6 +97,7 @@ cases!(
     crl_numbers_unique_under_concurrency,
     staff_crud,
     api_clients_and_grants,
+    key_grant_and_certificate_status_in_one_read,
     audit_concurrent_appends_form_a_valid_chain,
     audit_tampering_is_detected,
     two_handles_share_one_database,
@@ -969,6 +970,123 @@ async fn api_clients_and_grants(env: Env) {
             .expect_err("unknown")
             .code(),
         "not_found"
+    );
+}
+
+async fn key_grant_and_certificate_status_in_one_read(env: Env) {
+    let store = env.store;
+    seed_cas(&store).await;
+    let client = store
+        .create_api_client(&NewApiClient {
+            name: "Hệ thống một cửa".into(),
+            role: ClientRole::Client,
+            key_hash: [0xc3; 32].to_vec(),
+            key_prefix: "kyso_ef56".into(),
+        })
+        .await
+        .expect("client");
+    let other = store
+        .create_api_client(&NewApiClient {
+            name: "other".into(),
+            role: ClientRole::Client,
+            key_hash: [0xd4; 32].to_vec(),
+            key_prefix: "kyso_gh78".into(),
+        })
+        .await
+        .expect("other client");
+    let issued = issue(&store, 1, "kyso-issuing").await;
+    let reserved = serial(2);
+    store
+        .reserve_certificate(&reservation(&reserved, "kyso-issuing"))
+        .await
+        .expect("reserve");
+    let unknown = serial(3);
+    let read = |client_id: i64, key: &'static str, serial: Vec<u8>| {
+        let store = store.clone();
+        async move {
+            store
+                .key_grant_and_certificate_status(client_id, key, &serial)
+                .await
+                .expect("read")
+        }
+    };
+    // Each half answers what its own method answers, granted or not, known serial or not.
+    for (client_id, key) in [(client.id, "seal-stp"), (other.id, "seal-stp")] {
+        for serial in [&issued, &reserved, &unknown] {
+            assert_eq!(
+                read(client_id, key, serial.clone()).await,
+                KeyGrantAndStatus {
+                    granted: store.has_key_grant(client_id, key).await.expect("has"),
+                    certificate: store.certificate_status(serial).await.expect("status"),
+                }
+            );
+        }
+    }
+    store.grant_key(client.id, "seal-stp").await.expect("grant");
+    let both = read(client.id, "seal-stp", issued.clone()).await;
+    assert!(both.granted);
+    let status = both.certificate.expect("known serial");
+    assert_eq!(status.status, CertStatus::Good);
+    assert!(status.issued);
+    assert_eq!(status.ca, "kyso-issuing");
+    assert_eq!(status.not_after, T0 + 365 * 86400);
+    assert!(
+        !read(client.id, "seal-stp", reserved.clone())
+            .await
+            .certificate
+            .expect("reserved serial")
+            .issued
+    );
+    assert_eq!(
+        read(client.id, "seal-stp", unknown.clone()).await,
+        KeyGrantAndStatus {
+            granted: true,
+            certificate: None
+        }
+    );
+    assert!(!read(other.id, "seal-stp", issued.clone()).await.granted);
+    assert!(!read(client.id, "officer-an", issued.clone()).await.granted);
+
+    // A revocation and a withdrawn grant count at the very next read.
+    env.clock.advance(std::time::Duration::from_secs(7));
+    store
+        .revoke_certificate(&issued, RevocationReason::KeyCompromise)
+        .await
+        .expect("revoke");
+    let revoked = read(client.id, "seal-stp", issued.clone())
+        .await
+        .certificate
+        .expect("known");
+    assert_eq!(revoked.status, CertStatus::Revoked);
+    assert_eq!(revoked.revoked_at, Some(T0 + 7));
+    assert_eq!(
+        revoked.revocation_reason,
+        Some(RevocationReason::KeyCompromise)
+    );
+    assert_eq!(
+        Some(revoked),
+        store.certificate_status(&issued).await.expect("status")
+    );
+    assert!(
+        store
+            .revoke_key_grant(client.id, "seal-stp")
+            .await
+            .expect("withdraw")
+    );
+    assert!(!read(client.id, "seal-stp", issued.clone()).await.granted);
+
+    // A malformed serial is refused as certificate_status refuses it.
+    assert_eq!(
+        store
+            .key_grant_and_certificate_status(client.id, "seal-stp", &[])
+            .await
+            .expect_err("empty serial")
+            .code(),
+        store
+            .certificate_status(&[])
+            .await
+            .expect_err("empty serial")
+            .code()
     );
 }
 

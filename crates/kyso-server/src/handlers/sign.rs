@@ -1,8 +1,12 @@
 //! `POST /v1/sign/cms`: CMS/CAdES signatures (B-B, B-T, B-LT) for API clients, with keys granted
 //! to them, over documents or their digests, one result per document.
 
-use axum::Json;
+use std::borrow::Cow;
+
 use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kyso_cades::Level;
@@ -12,16 +16,17 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::signing::{Document, DocumentRequest};
+use crate::signing::{CheckedSigner, Document, DocumentRequest};
 pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
 use crate::state::AppState;
 
 const SIGNERS: &[ClientRole] = &[ClientRole::Client, ClientRole::Admin];
 
-/// The request body.
+/// The request body. Base64 fields borrow from the body when they hold no JSON escapes (they
+/// never need any), so a document is not copied before it is decoded.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SignCmsRequest {
+pub struct SignCmsRequest<'a> {
     /// The signing key's name (its label on the signing token), granted to the caller.
     pub key: String,
     /// B-B (default), B-T or B-LT.
@@ -30,7 +35,8 @@ pub struct SignCmsRequest {
     /// attached (default) or detached; a digest-only document is always detached.
     #[serde(default)]
     pub packaging: Packaging,
-    pub documents: Vec<DocumentInput>,
+    #[serde(borrow)]
+    pub documents: Vec<DocumentInput<'a>>,
 }
 
 fn default_level() -> Level {
@@ -40,16 +46,16 @@ fn default_level() -> Level {
 /// One document: its content, or only its digest.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DocumentInput {
+pub struct DocumentInput<'a> {
     /// The caller's reference, echoed in the result.
     #[serde(default)]
     pub id: Option<String>,
     /// The document, base64.
-    #[serde(default)]
-    pub content: Option<String>,
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
     /// The document's digest, base64 (computed with the key's hash: see `digest_algorithm`).
-    #[serde(default)]
-    pub digest: Option<String>,
+    #[serde(default, borrow)]
+    pub digest: Option<Cow<'a, str>>,
     /// sha256, sha384 or sha512; must be the key's hash.
     #[serde(default)]
     pub digest_algorithm: Option<String>,
@@ -60,12 +66,11 @@ pub async fn sign_cms(
     State(state): State<AppState>,
     caller: Caller,
     request: Request,
-) -> Result<Json<SignCmsResponse>, AppError> {
+) -> Result<Response, AppError> {
     caller.require(&state, SIGNERS, "sign.cms").await?;
     let limits = &state.config().limits;
     let body = crate::extract::read_json_body(request, limits.max_document_request_bytes).await?;
-    let request: SignCmsRequest = crate::extract::parse_json(&body)?;
-    drop(body);
+    let request: SignCmsRequest<'_> = crate::extract::parse_json(&body)?;
     if request.documents.is_empty() {
         return Err(AppError::unprocessable(
             "batch_empty",
@@ -82,39 +87,82 @@ pub async fn sign_cms(
         ));
     }
     let key = request.key.as_str();
-    if !state.store().has_key_grant(caller.client.id, key).await? {
-        state
-            .audit(NewAuditEvent {
-                actor: caller.actor(),
-                action: "sign.cms".to_owned(),
-                target: format!("key:{}", truncate(key, 128)),
-                outcome: AuditOutcome::Failure,
-                details: serde_json::json!({ "reason": "signing_key_not_granted" }),
-            })
-            .await?;
-        return Err(AppError::KeyNotGranted {
-            key: truncate(key, 128),
-        });
-    }
+    let now = state.clock().now_unix();
+    let signing_keys = state.trust().signing_keys();
+    let checked = match signing_keys.cached(key, now) {
+        // The usual case: the grant and the certificate's status in one store read.
+        Some(signer) => {
+            let serial = signer.certificate().tbs_certificate().serial_number();
+            let read = state
+                .store()
+                .key_grant_and_certificate_status(caller.client.id, key, serial.as_bytes())
+                .await?;
+            if !read.granted {
+                return Err(refuse_not_granted(&state, &caller, key).await?);
+            }
+            let status = signing_keys.check_status_read(&signer, now, read.certificate.as_ref());
+            CheckedSigner { signer, status }
+        }
+        // Not loaded yet: the grant first, so that only a granted caller makes the token look
+        // the key up; then its status.
+        None => {
+            if !state.store().has_key_grant(caller.client.id, key).await? {
+                return Err(refuse_not_granted(&state, &caller, key).await?);
+            }
+            let signer = signing_keys.signer(key, now).await?;
+            let status = signing_keys.check_status(state.store(), &signer, now).await;
+            CheckedSigner { signer, status }
+        }
+    };
     let documents: Vec<DocumentRequest> = request
         .documents
         .iter()
         .map(|d| (d.id.clone(), decode_document(d, request.packaging)))
         .collect();
-    let outcome = crate::signing::sign_documents(
+    let outcome = crate::signing::sign_documents_checked(
         &state,
         &caller.actor(),
         key,
+        checked,
         request.level,
         request.packaging,
         documents,
     )
     .await?;
-    Ok(Json(outcome.into_response()))
+    // The JSON serde would write for `SignCmsResponse`, without the intermediate strings.
+    let json = outcome.into_json()?;
+    Ok((
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        json,
+    )
+        .into_response())
+}
+
+/// Audits a call for a key the caller holds no grant of; gives the refusal to answer with.
+async fn refuse_not_granted(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+) -> Result<AppError, AppError> {
+    state
+        .audit(NewAuditEvent {
+            actor: caller.actor(),
+            action: "sign.cms".to_owned(),
+            target: format!("key:{}", truncate(key, 128)),
+            outcome: AuditOutcome::Failure,
+            details: serde_json::json!({ "reason": "signing_key_not_granted" }),
+        })
+        .await?;
+    Ok(AppError::KeyNotGranted {
+        key: truncate(key, 128),
+    })
 }
 
 /// A document's bytes from its JSON form.
-fn decode_document(document: &DocumentInput, packaging: Packaging) -> Result<Document, AppError> {
+fn decode_document(
+    document: &DocumentInput<'_>,
+    packaging: Packaging,
+) -> Result<Document, AppError> {
     let bad_base64 = |field: &str| {
         AppError::unprocessable(
             "document_bad_base64",
@@ -124,14 +172,18 @@ fn decode_document(document: &DocumentInput, packaging: Packaging) -> Result<Doc
     };
     match (&document.content, &document.digest) {
         (Some(text), None) => {
-            let bytes = B64.decode(text).map_err(|_| bad_base64("content"))?;
+            let bytes = B64
+                .decode(text.as_bytes())
+                .map_err(|_| bad_base64("content"))?;
             Ok(match packaging {
                 Packaging::Attached => Document::Attached(bytes),
                 Packaging::Detached => Document::Detached(bytes),
             })
         }
         (None, Some(text)) => {
-            let digest = B64.decode(text).map_err(|_| bad_base64("digest"))?;
+            let digest = B64
+                .decode(text.as_bytes())
+                .map_err(|_| bad_base64("digest"))?;
             let name = document.digest_algorithm.as_deref().unwrap_or("sha256");
             Ok(Document::Digest {
                 algorithm: parse_hash(name)?,

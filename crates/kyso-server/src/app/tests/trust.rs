@@ -435,6 +435,172 @@ async fn signing_is_refused_without_a_grant_or_with_a_revoked_certificate() {
     );
 }
 
+/// Once a key is loaded, its grant and its certificate's status are read together on every
+/// call: a withdrawn grant, another client, a suspension and a revocation count at the very next
+/// call, with the same answers and audit records as before the key was loaded.
+#[tokio::test]
+async fn refusals_count_at_once_for_a_loaded_signing_key() {
+    let h = Harness::new("sign-refuse-loaded").await;
+    let (serial, client) = signing_key_and_client(&h, "an-loaded").await;
+    let client_id = h
+        .store()
+        .list_api_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "Hệ thống quản lý văn bản")
+        .unwrap()
+        .id;
+    let body = json!({"key": "an-loaded", "documents": [{"content": B64.encode(b"x")}]});
+    let sign = |key: String| {
+        let body = body.clone();
+        let h = &h;
+        async move { h.json("POST", "/v1/sign/cms", Some(&key), Some(body)).await }
+    };
+    // Loaded by a first signature.
+    let (status, value) = sign(client.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    // Another client without a grant of it.
+    let other = h.client_key("client").await;
+    let (status, value) = sign(other).await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::FORBIDDEN,
+        "signing_key_not_granted",
+    );
+    let audit = h.last_audit().await;
+    assert_eq!(audit.outcome, kyso_store::AuditOutcome::Failure);
+    assert!(
+        audit.details.contains("signing_key_not_granted"),
+        "{}",
+        audit.details
+    );
+    // Suspended: refused, audited with the reason; resumed: signs again.
+    for (action, want) in [
+        ("suspend", Some("signing_certificate_on_hold")),
+        ("resume", None),
+    ] {
+        let (status, value) = h
+            .json(
+                "POST",
+                &format!("/v1/ca/certificates/{serial}/{action}"),
+                Some(&h.admin_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {value}");
+        let (status, value) = sign(client.clone()).await;
+        match want {
+            Some(code) => {
+                assert_error(status, &value, StatusCode::CONFLICT, code);
+                let audit = h.last_audit().await;
+                assert_eq!(audit.outcome, kyso_store::AuditOutcome::Failure);
+                assert!(audit.details.contains(code), "{}", audit.details);
+            }
+            None => assert_eq!(status, StatusCode::OK, "{value}"),
+        }
+    }
+    // The grant withdrawn: refused at once.
+    let (status, value) = h
+        .json(
+            "DELETE",
+            &format!("/v1/clients/{client_id}/grants/an-loaded"),
+            Some(&h.admin_key),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {value}");
+    let (status, value) = sign(client.clone()).await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::FORBIDDEN,
+        "signing_key_not_granted",
+    );
+    // Granted again, then revoked: refused at once.
+    let (status, value) = h
+        .json(
+            "PUT",
+            &format!("/v1/clients/{client_id}/grants/an-loaded"),
+            Some(&h.admin_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (status, value) = h
+        .json(
+            "POST",
+            &format!("/v1/ca/certificates/{serial}/revoke"),
+            Some(&h.admin_key),
+            Some(json!({"reason": "key_compromise"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let (status, value) = sign(client.clone()).await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::CONFLICT,
+        "signing_certificate_revoked",
+    );
+}
+
+/// The signing answer is written by hand (`SignOutcome::into_json`): it must be exactly what
+/// serde_json writes for `SignCmsResponse`, for signed and failed documents, ids that need JSON
+/// escapes, and a body whose base64 holds an escaped `\/` (read into an owned string, not
+/// borrowed).
+#[tokio::test]
+async fn the_signing_answer_is_the_json_serde_writes() {
+    let h = Harness::new("sign-json-bytes").await;
+    let (_, client) = signing_key_and_client(&h, "an-json").await;
+    // 0xff 0xff 0xff is "////" in base64: escaped as "\/\/\/\/" in the request text.
+    let slashed = [0xffu8, 0xff, 0xff, b'a', b'b', b'c'];
+    let escaped = B64.encode(slashed).replace('/', "\\/");
+    assert!(escaped.contains("\\/"));
+    let request_text = format!(
+        r#"{{"key":"an-json","documents":[
+            {{"id":"qđ \"12\"\n\\ tab\t","content":"{escaped}"}},
+            {{"content":"{plain}"}},
+            {{"id":"bad","content":"***"}},
+            {{"id":"digest","digest":"{digest}","digest_algorithm":"sha256"}}
+        ]}}"#,
+        plain = B64.encode("Quyết định số 12/QĐ-UBND".as_bytes()),
+        digest = B64.encode(sha2::Sha256::digest(b"by digest")),
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/sign/cms")
+        .header(header::AUTHORIZATION, format!("Bearer {client}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(request_text))
+        .unwrap();
+    let (status, headers, body) = h.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    let parsed: crate::signing::SignCmsResponse = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        serde_json::to_vec(&parsed).unwrap(),
+        body,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(parsed.results.len(), 4);
+    assert_eq!(parsed.results[0].id.as_deref(), Some("qđ \"12\"\n\\ tab\t"));
+    assert_eq!(parsed.results[1].id, None);
+    assert_eq!(
+        parsed.results[2].error.as_ref().map(|e| e.code.as_str()),
+        Some("document_bad_base64")
+    );
+    let cms = B64
+        .decode(parsed.results[0].cms.as_deref().unwrap())
+        .unwrap();
+    let report = verify(&cms, DetachedContent::None, &[]).unwrap();
+    assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
+    assert_eq!(report.econtent.as_deref(), Some(&slashed[..]));
+    assert!(parsed.results[3].ok);
+}
+
 /// Signs one document as `client` and returns the CMS DER.
 async fn sign_one(h: &Harness, client: &str, level: &str, packaging: &str, doc: &[u8]) -> Vec<u8> {
     let (status, body) = h
