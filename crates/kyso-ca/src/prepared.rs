@@ -3,9 +3,9 @@
 //! Every certificate and CRL the HSM signs is verified before it is released (a wrong key or a
 //! misbehaving token must not produce an unverifiable certificate). The CA's key never changes,
 //! so for P-256 the multiples of it are computed once, in the layout p256 uses for its generator
-//! (`primeorder`'s basepoint table), kept as affine points: ECDSA verification then computes
-//! `u1·G + u2·Q` as two table look-ups with about 130 point additions (those for `u2·Q` mixed
-//! additions) and no doublings, where the generic path needs about 256 doublings and 100
+//! (`primeorder`'s basepoint table), kept as affine points, and so are the generator's:
+//! ECDSA verification then computes `u1·G + u2·Q` as two table look-ups with about 130 mixed
+//! point additions and no doublings, where the generic path needs about 256 doublings and 100
 //! additions. Everything else is RustCrypto's: the point and scalar arithmetic and the batch
 //! normalisation (`p256`), the signed-digit recoding (`primeorder`), the DER parsing and range
 //! checks of the signature (`ecdsa`). The verification equation mirrors
@@ -17,7 +17,7 @@
 //! outside signatures (CMS, timestamps) that meet the same keys again and again.
 
 use p256::elliptic_curve::group::{Curve, Group};
-use p256::elliptic_curve::ops::{Invert, MulByGeneratorVartime, Reduce};
+use p256::elliptic_curve::ops::{Invert, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::scalar::IsHigh;
 use p256::{AffinePoint, NistP256, ProjectivePoint, Scalar, U256};
@@ -135,6 +135,14 @@ impl P256VerifyingTable {
     }
 }
 
+/// The generator's multiples in the same affine layout (p256's own table for `G` is projective),
+/// built on first use.
+fn generator_multiples() -> &'static P256Multiples {
+    static GENERATOR: std::sync::LazyLock<P256Multiples> =
+        std::sync::LazyLock::new(|| P256Multiples::new(ProjectivePoint::GENERATOR));
+    &GENERATOR
+}
+
 /// Precomputed multiples of one P-256 point `Q`, in affine form: `[1..8]·256^i·Q` for i in
 /// 0..=32 (the layout of `primeorder::BasepointTable`). Affine points make each step a mixed
 /// addition, cheaper than the projective one.
@@ -212,7 +220,7 @@ impl P256Multiples {
         let s_inv = *s.invert_vartime();
         let u1 = z * s_inv;
         let u2 = *r * s_inv;
-        let point = ProjectivePoint::mul_by_generator_vartime(&u1) + self.mul_vartime(&u2);
+        let point = generator_multiples().mul_vartime(&u1) + self.mul_vartime(&u2);
         // The point at infinity has x = 0 here, which no valid r equals.
         let x = point.to_affine().x();
         *r == <Scalar as Reduce<p256::FieldBytes>>::reduce(&x)
@@ -271,6 +279,19 @@ mod tests {
         let point = ProjectivePoint::GENERATOR * random_scalar();
         let key = p256::ecdsa::VerifyingKey::from_affine(point.to_affine()).expect("not identity");
         (key, point)
+    }
+
+    #[test]
+    fn generator_table_multiplication_matches_p256() {
+        let mut scalars = vec![Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(8u64)];
+        scalars.extend((0..50).map(|_| random_scalar()));
+        for k in scalars {
+            assert_eq!(
+                generator_multiples().mul_vartime(&k),
+                ProjectivePoint::GENERATOR * k,
+                "k = {k:?}"
+            );
+        }
     }
 
     #[test]
