@@ -51,6 +51,13 @@ impl SigningCertificateV2 {
     pub fn names_signer(&self, certificate: &Certificate) -> bool {
         self.certs.first().is_some_and(|id| id.matches(certificate))
     }
+
+    /// [`SigningCertificateV2::names_signer`] with the certificate's DER already at hand.
+    pub fn names_signer_der(&self, certificate: &Certificate, der: &[u8]) -> bool {
+        self.certs
+            .first()
+            .is_some_and(|id| id.matches_der(certificate, der))
+    }
 }
 
 /// ESSCertIDv2 (RFC 5035 4). Encoded by hand: der_derive's DEFAULT support needs a `Copy` field.
@@ -127,13 +134,21 @@ impl EssCertIdV2 {
     /// True when the certificate hash matches and, if present, the issuer and serial too.
     /// An unknown hash algorithm never matches.
     pub fn matches(&self, certificate: &Certificate) -> bool {
-        let Some(hash) = self.hash() else {
+        if self.hash().is_none() {
             return false;
-        };
+        }
         let Ok(der) = certificate.to_der() else {
             return false;
         };
-        if hash.digest(&der).as_slice() != self.cert_hash.as_bytes() {
+        self.matches_der(certificate, &der)
+    }
+
+    /// [`EssCertIdV2::matches`] with `der`, the certificate's DER encoding, already at hand.
+    pub fn matches_der(&self, certificate: &Certificate, der: &[u8]) -> bool {
+        let Some(hash) = self.hash() else {
+            return false;
+        };
+        if hash.digest(der).as_slice() != self.cert_hash.as_bytes() {
             return false;
         }
         self.issuer_serial
@@ -325,6 +340,13 @@ mod tests {
         let decoded = SigningCertificateV2::from_der(&der).expect("decode");
         assert_eq!(decoded, attr);
         assert!(decoded.names_signer(&cert));
+        // With the DER at hand: the same answers, and another certificate's DER does not match.
+        let cert_der = cert.to_der().expect("encode");
+        assert!(decoded.names_signer_der(&cert, &cert_der));
+        let mut other_der = cert_der.clone();
+        let last = other_der.len() - 1;
+        other_der[last] ^= 1;
+        assert!(!decoded.names_signer_der(&cert, &other_der));
         assert!(
             !SigningCertificateV2 {
                 certs: vec![],

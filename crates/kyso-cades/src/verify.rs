@@ -13,9 +13,12 @@ use crate::crypto::{
     verify_signature_with,
 };
 use crate::parse::{self, ParseError, ParsedSignedData, ParsedSignerInfo, SignerId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use const_oid::ObjectIdentifier;
-use der::Decode;
 use der::asn1::OctetString;
+use der::{Decode, Encode};
 use kyso_asn1::ess::{SigningCertificate, SigningCertificateV2};
 use kyso_asn1::oids;
 use time::OffsetDateTime;
@@ -188,6 +191,78 @@ pub fn verify_parsed(
 pub struct VerificationCaches {
     pub p256_keys: P256KeyCache,
     pub certificates: parse::DecodedCertificates,
+    pub encodings: CertificateEncodings,
+}
+
+/// Certificates encoded before (for the signing-certificate hash), found by their signature
+/// value and compared whole before reuse. Bounded: cleared when full; certificates over
+/// [`parse::MAX_DECODED_CERTIFICATE_BYTES`] are not kept.
+pub struct CertificateEncodings {
+    encoded: std::sync::Mutex<HashMap<Vec<u8>, EncodedCertificate>>,
+    capacity: usize,
+}
+
+/// A certificate and its DER.
+pub type EncodedCertificate = Arc<(Certificate, Vec<u8>)>;
+
+/// Encodings kept at most.
+pub const MAX_CERTIFICATE_ENCODINGS: usize = 1024;
+
+impl Default for CertificateEncodings {
+    fn default() -> CertificateEncodings {
+        CertificateEncodings::with_capacity(MAX_CERTIFICATE_ENCODINGS)
+    }
+}
+
+impl std::fmt::Debug for CertificateEncodings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateEncodings")
+            .field("kept", &self.len())
+            .finish()
+    }
+}
+
+impl CertificateEncodings {
+    pub fn with_capacity(capacity: usize) -> CertificateEncodings {
+        CertificateEncodings {
+            encoded: std::sync::Mutex::default(),
+            capacity,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.encoded.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `cert.to_der()`; errors are not kept.
+    pub fn encode(&self, cert: &Certificate) -> der::Result<EncodedCertificate> {
+        let signature = cert.signature().raw_bytes();
+        // Compared outside the lock.
+        let known = self
+            .encoded
+            .lock()
+            .ok()
+            .and_then(|m| m.get(signature).cloned());
+        if let Some(known) = known.filter(|k| k.0 == *cert) {
+            return Ok(known);
+        }
+        let encoded = Arc::new((cert.clone(), cert.to_der()?));
+        if encoded.1.len() > parse::MAX_DECODED_CERTIFICATE_BYTES {
+            return Ok(encoded);
+        }
+        // A poisoned lock: another thread panicked while inserting; nothing is kept.
+        if let Ok(mut map) = self.encoded.lock() {
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+            map.insert(signature.to_vec(), Arc::clone(&encoded));
+        }
+        Ok(encoded)
+    }
 }
 
 /// [`verify_parsed`], with the verifier's caches.
@@ -451,7 +526,7 @@ fn verify_signer(
     report.signer_certificate = cert.cloned();
 
     if si.signed_attributes.is_some() {
-        check_signed_attributes(si, parsed, digest, content, cert, &mut report);
+        check_signed_attributes(caches, si, parsed, digest, content, cert, &mut report);
     } else {
         // The signature is over the content itself: a valid one binds the content.
         report.message_digest_valid = report.signature_valid;
@@ -494,6 +569,7 @@ enum ContentRef<'a> {
 }
 
 fn check_signed_attributes(
+    caches: Option<&VerificationCaches>,
     si: &ParsedSignerInfo,
     parsed: &ParsedSignedData,
     digest: Option<DigestAlgorithm>,
@@ -610,7 +686,18 @@ fn check_signed_attributes(
         ) {
             match SigningCertificateV2::from_der(value) {
                 Err(e) => report.fail("signing_certificate_malformed", e.to_string()),
-                Ok(sc) => bind(cert.map(|c| sc.names_signer(c)), report),
+                Ok(sc) => bind(
+                    cert.map(|c| match caches {
+                        // The DER from the cache; an encoding error is a mismatch, as in
+                        // names_signer.
+                        Some(caches) => caches
+                            .encodings
+                            .encode(c)
+                            .is_ok_and(|e| sc.names_signer_der(c, &e.1)),
+                        None => sc.names_signer(c),
+                    }),
+                    report,
+                ),
             }
         }
     } else if v1 {

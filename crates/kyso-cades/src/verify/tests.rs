@@ -281,3 +281,38 @@ fn openssl_made_signatures_verify() {
         }
     }
 }
+
+#[test]
+fn certificate_encodings_are_the_der_and_stay_bounded() {
+    use der::{Decode, Encode};
+    let read = |name: &str| {
+        std::fs::read(
+            crate::testdata_dir()
+                .join("nist-pkits/certs")
+                .join(format!("{name}.crt")),
+        )
+        .unwrap()
+    };
+    let encodings = super::CertificateEncodings::with_capacity(2);
+    let der = read("GoodCACert");
+    let cert = Certificate::from_der(&der).unwrap();
+    assert_eq!(encodings.encode(&cert).unwrap().1, der);
+    assert_eq!(encodings.encode(&cert).unwrap().1, der, "kept");
+    // Same signature value, other content: encoded anew.
+    let at = der.windows(7).position(|w| w == b"Good CA").unwrap();
+    let mut forged = der.clone();
+    forged[at] = b'H';
+    let other = Certificate::from_der(&forged).unwrap();
+    assert_eq!(encodings.encode(&other).unwrap().1, forged);
+    assert_eq!(other.to_der().unwrap(), forged);
+    for name in [
+        "GoodsubCACert",
+        "TrustAnchorRootCertificate",
+        "ValidCertificatePathTest1EE",
+    ] {
+        let der = read(name);
+        let cert = Certificate::from_der(&der).unwrap();
+        assert_eq!(encodings.encode(&cert).unwrap().1, der);
+        assert!(encodings.len() <= 2);
+    }
+}
