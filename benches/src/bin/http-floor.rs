@@ -1,7 +1,7 @@
 //! The ceiling of any signing service built like kyso's on this machine: an axum server that does
 //! only what every signing request cannot avoid, and nothing kyso adds.
 //!
-//!     http-floor --listen 127.0.0.1:PORT
+//!     http-floor --listen 127.0.0.1:PORT [--inline-budget-us N]
 //!
 //! `POST /sign/p256` and `POST /sign/rsa2048` take the JSON body `POST /v1/sign/cms` takes (a key
 //! name, a level, a packaging and base64 documents), decode each document, sign it with
@@ -28,13 +28,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kyso_hsm::{HsmKey, KeyAlgorithm};
 use serde::{Deserialize, Serialize};
 
-const USAGE: &str = "usage: http-floor --listen ADDRESS:PORT";
+const USAGE: &str = "usage: http-floor --listen ADDRESS:PORT [--inline-budget-us N]";
 
 struct Keys {
     p256: HsmKey,
     rsa2048: HsmKey,
-    // Keeps the token (and its SoftHSM directory) alive while the keys are used.
-    _fixture: kyso_benches::Fixture,
+    // Keeps the token (and its SoftHSM directory) alive while the keys are used; its placement
+    // counts are served at GET /placement.
+    fixture: kyso_benches::Fixture,
 }
 
 #[derive(Deserialize)]
@@ -104,14 +105,23 @@ async fn sign_rsa2048(
     sign(&keys.rsa2048, &body).await
 }
 
+/// `GET /placement`: how many signing calls ran in place on a worker and how many off it.
+async fn placement(State(keys): State<Arc<Keys>>) -> Json<serde_json::Value> {
+    let (inline, offloaded) = keys.fixture.token.signing_placement_counts();
+    Json(serde_json::json!({ "inline": inline, "offloaded": offloaded }))
+}
+
 async fn echo(body: Bytes) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "received": body.len() }))
 }
 
-async fn serve(listen: String) -> Result<(), String> {
+async fn serve(listen: String, inline_budget: Option<std::time::Duration>) -> Result<(), String> {
     let fixture = kyso_benches::Fixture::new()
         .await
         .map_err(|e| format!("SoftHSM fixture: {e}"))?;
+    if let Some(budget) = inline_budget {
+        fixture.token.set_inline_budget(budget);
+    }
     let key = |algorithm| {
         fixture
             .key(algorithm)
@@ -121,12 +131,13 @@ async fn serve(listen: String) -> Result<(), String> {
     let keys = Arc::new(Keys {
         p256: key(KeyAlgorithm::EcP256)?,
         rsa2048: key(KeyAlgorithm::Rsa2048)?,
-        _fixture: fixture,
+        fixture,
     });
     let app = Router::new()
         .route("/sign/p256", post(sign_p256))
         .route("/sign/rsa2048", post(sign_rsa2048))
         .route("/echo", post(echo))
+        .route("/placement", axum::routing::get(placement))
         .with_state(keys);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -138,9 +149,20 @@ async fn serve(listen: String) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let listen = match (args.next().as_deref(), args.next(), args.next()) {
-        (Some("--listen"), Some(address), None) => address,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (listen, inline_budget) = match args.as_slice() {
+        ["--listen", address] => (address.to_string(), None),
+        ["--listen", address, "--inline-budget-us", us] => match us.parse::<u64>() {
+            Ok(us) => (
+                address.to_string(),
+                Some(std::time::Duration::from_micros(us)),
+            ),
+            Err(_) => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -156,7 +178,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(listen)) {
+    match runtime.block_on(serve(listen, inline_budget)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("http-floor: {e}");

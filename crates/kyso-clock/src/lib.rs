@@ -4,7 +4,9 @@
 //! `disallowed-methods` bans outside this crate), so that tests can pin time, certificates and CRLs
 //! can be built "as of" a chosen instant, and a TSA can refuse to work when its clock is not trusted.
 
+mod cpu;
 mod sync;
+pub use cpu::thread_cpu_time;
 pub use sync::{SyncStatus, interpret_adjtimex, system_sync_status};
 
 use std::fmt::Debug;
