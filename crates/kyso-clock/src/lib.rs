@@ -6,7 +6,7 @@
 
 mod cpu;
 mod sync;
-pub use cpu::thread_cpu_time;
+pub use cpu::{thread_cpu_time, thread_run_delay};
 pub use sync::{SyncStatus, interpret_adjtimex, system_sync_status};
 
 use std::fmt::Debug;

@@ -206,10 +206,11 @@ impl HsmKey {
     }
 
     /// Signs `message`: hashed in software where the mechanism needs it. Runs in place when this
-    /// key has been answering within the token's inline budget, else off the async worker.
+    /// key has been answering within the token's inline budget or computes in this process (see
+    /// `placement`), else off the async worker.
     pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
         let latency = &self.inner.latency;
-        if let Some(_permit) = self.inner.token.inline_permit(latency) {
+        if let Some(_permit) = self.inner.token.inline_permit(latency).await {
             return latency.time(|| self.sign_blocking(message));
         }
         let key = self.clone();
@@ -249,7 +250,7 @@ impl HsmKey {
     pub async fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, HsmError> {
         self.hash.check_digest(digest)?;
         let latency = &self.inner.latency;
-        if let Some(_permit) = self.inner.token.inline_permit(latency) {
+        if let Some(_permit) = self.inner.token.inline_permit(latency).await {
             return latency.time(|| self.sign_digest_blocking(digest));
         }
         let key = self.clone();

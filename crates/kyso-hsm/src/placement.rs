@@ -9,16 +9,19 @@
 //! (or a reconnect) moves its calls off the workers by itself.
 //!
 //! A call over the budget still runs in place when it is computation in this process: its thread
-//! CPU time is a large share of its elapsed time and at most [`COMPUTE_INLINE_LIMIT`], as for
-//! SoftHSM's RSA-2048 (about 1 ms of arithmetic). Moving such a call off the worker adds no
+//! sleeps (waits on a device or the network) for no longer than it computes, and its CPU time is
+//! at most [`COMPUTE_INLINE_LIMIT`], as for SoftHSM's RSA-2048 (about 1 ms of arithmetic). The
+//! sleep is what is left of the elapsed time after the CPU time and the time the thread waited
+//! for a CPU (the scheduler's run delay): elapsed time alone cannot tell, since on a loaded machine
+//! preemption stretches a computing call as much as a device stretches a waiting one. Moving such a call off the worker adds no
 //! capacity, since the same cores do the same arithmetic, but `block_in_place` hands the worker
 //! to another thread on every call, and more threads sign at once and contend inside the token:
 //! measured on this project's 2-core VM with a bare axum signing server
 //! (benches/src/bin/http-floor.rs), RSA-2048 ran at 1,447 signatures/s off the worker and
 //! 2,009/s in place, against 1,982/s for raw `C_Sign` on two threads. A network HSM spends tens
-//! of microseconds of CPU in a call of milliseconds and stays off the worker. The share is low
-//! (a quarter) because a computing call off the worker shares the cores with the workers and the
-//! other signers: there SoftHSM's RSA-2048 took 1-3 ms elapsed for about 1 ms of CPU.
+//! of microseconds of CPU in a call of milliseconds, asleep the rest, and stays off the worker.
+//! CPU and run delay are read on one call in [`USAGE_SAMPLE_EVERY`] (two reads of a proc file
+//! cost a few percent of a P-256 signature).
 
 use kyso_clock::Stopwatch;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,8 +35,8 @@ pub const DEFAULT_INLINE_BUDGET: Duration = Duration::from_micros(200);
 /// (SoftHSM's RSA-4096, several milliseconds) would delay what only that worker can run.
 pub const COMPUTE_INLINE_LIMIT: Duration = Duration::from_millis(2);
 
-/// A call "computes" when its thread CPU time is at least 1/this of its elapsed time.
-const COMPUTE_SHARE_DIVISOR: u128 = 4;
+/// One call in this many has its thread's CPU time and run delay read.
+pub const USAGE_SAMPLE_EVERY: u64 = 4;
 
 /// Nothing measured yet: the first calls go off the worker, since the token may be slow.
 const UNKNOWN: u64 = u64::MAX;
@@ -45,6 +48,17 @@ const UNKNOWN: u64 = u64::MAX;
 pub(crate) struct CallLatency {
     average_ns: AtomicU64,
     average_cpu_ns: AtomicU64,
+    /// Elapsed time neither on a CPU nor waiting for one: asleep in the kernel.
+    average_asleep_ns: AtomicU64,
+    calls: AtomicU64,
+}
+
+/// What a call's thread did during the call, besides the elapsed time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallUsage {
+    pub cpu: Duration,
+    /// Runnable but waiting for a CPU.
+    pub run_delay: Duration,
 }
 
 impl Default for CallLatency {
@@ -52,8 +66,18 @@ impl Default for CallLatency {
         Self {
             average_ns: AtomicU64::new(UNKNOWN),
             average_cpu_ns: AtomicU64::new(UNKNOWN),
+            average_asleep_ns: AtomicU64::new(UNKNOWN),
+            calls: AtomicU64::new(0),
         }
     }
+}
+
+/// The calling thread's CPU time and run delay so far.
+fn thread_usage() -> Option<CallUsage> {
+    Some(CallUsage {
+        cpu: kyso_clock::thread_cpu_time()?,
+        run_delay: kyso_clock::thread_run_delay()?,
+    })
 }
 
 fn update_average(average: &AtomicU64, sample: Duration) {
@@ -86,8 +110,8 @@ impl CallLatency {
     }
 
     /// Whether a call may run in place: the average is known and below `budget`, or the calls
-    /// compute in this process (CPU time at least a quarter of the elapsed time, and at most
-    /// [`COMPUTE_INLINE_LIMIT`]). A zero budget never fits.
+    /// compute in this process (asleep no longer than on the CPU, and at most
+    /// [`COMPUTE_INLINE_LIMIT`] of CPU). A zero budget never fits.
     pub(crate) fn fits(&self, budget: Duration) -> bool {
         if budget.is_zero() {
             return false;
@@ -95,33 +119,42 @@ impl CallLatency {
         let Some(avg) = self.average() else {
             return false;
         };
-        avg < budget || self.computes(avg)
+        avg < budget || self.computes()
     }
 
-    fn computes(&self, avg: Duration) -> bool {
-        self.average_cpu().is_some_and(|cpu| {
-            cpu <= COMPUTE_INLINE_LIMIT && cpu.as_nanos() * COMPUTE_SHARE_DIVISOR >= avg.as_nanos()
-        })
-    }
-
-    /// Records one call: its elapsed time and, where known, the CPU time its thread used.
-    pub(crate) fn record(&self, sample: Duration, cpu: Option<Duration>) {
-        update_average(&self.average_ns, sample);
-        if let Some(cpu) = cpu {
-            update_average(&self.average_cpu_ns, cpu);
+    fn computes(&self) -> bool {
+        match (self.average_cpu(), read_average(&self.average_asleep_ns)) {
+            (Some(cpu), Some(asleep)) => cpu <= COMPUTE_INLINE_LIMIT && asleep <= cpu,
+            _ => false,
         }
     }
 
-    /// Runs `f` and records how long it took, elapsed and on this thread's CPU.
+    /// Records one call: its elapsed time and, where known, what its thread did meanwhile.
+    pub(crate) fn record(&self, sample: Duration, usage: Option<CallUsage>) {
+        update_average(&self.average_ns, sample);
+        if let Some(usage) = usage {
+            update_average(&self.average_cpu_ns, usage.cpu);
+            let asleep = sample.saturating_sub(usage.cpu + usage.run_delay);
+            update_average(&self.average_asleep_ns, asleep);
+        }
+    }
+
+    /// Runs `f` and records how long it took, and on one call in [`USAGE_SAMPLE_EVERY`] what its
+    /// thread did meanwhile.
     pub(crate) fn time<T>(&self, f: impl FnOnce() -> T) -> T {
-        let cpu_before = kyso_clock::thread_cpu_time();
+        let sampled = self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(USAGE_SAMPLE_EVERY);
+        let before = sampled.then(thread_usage).flatten();
         let watch = Stopwatch::start();
         let out = f();
         let elapsed = watch.elapsed();
-        let cpu = cpu_before
-            .zip(kyso_clock::thread_cpu_time())
-            .map(|(before, after)| after.saturating_sub(before));
-        self.record(elapsed, cpu);
+        let usage = before.zip(thread_usage()).map(|(before, after)| CallUsage {
+            cpu: after.cpu.saturating_sub(before.cpu),
+            run_delay: after.run_delay.saturating_sub(before.run_delay),
+        });
+        self.record(elapsed, usage);
         out
     }
 }
@@ -192,29 +225,31 @@ mod tests {
         assert!(!l.fits(InlineBudget::new(Duration::ZERO).get()));
     }
 
+    fn used(cpu_us: u64, run_delay_us: u64) -> Option<CallUsage> {
+        Some(CallUsage {
+            cpu: Duration::from_micros(cpu_us),
+            run_delay: Duration::from_micros(run_delay_us),
+        })
+    }
+
     #[test]
     fn computing_calls_over_the_budget_stay_in_place_up_to_the_limit() {
         let l = CallLatency::default();
         // SoftHSM RSA-2048: about a millisecond of arithmetic on this thread.
-        l.record(
-            Duration::from_micros(1_000),
-            Some(Duration::from_micros(980)),
-        );
+        l.record(Duration::from_micros(1_000), used(980, 0));
         assert!(l.fits(DEFAULT_INLINE_BUDGET));
-        // The same off the worker on a loaded machine: 3 ms elapsed for 1 ms of CPU.
+        // The same off the worker on a loaded machine: 6 ms elapsed, 1 ms of CPU, 4.8 ms waiting
+        // for a CPU, little asleep.
         let stretched = CallLatency::default();
-        stretched.record(
-            Duration::from_micros(3_000),
-            Some(Duration::from_micros(1_000)),
-        );
+        stretched.record(Duration::from_micros(6_000), used(1_000, 4_800));
         assert!(stretched.fits(DEFAULT_INLINE_BUDGET));
-        // No CPU reading: the elapsed time alone decides.
+        // No usage reading: the elapsed time alone decides.
         let unknown = CallLatency::default();
         unknown.record(Duration::from_micros(1_000), None);
         assert!(!unknown.fits(DEFAULT_INLINE_BUDGET));
         // Over the limit (RSA-4096): off the worker even though it computes.
         let long = CallLatency::default();
-        long.record(Duration::from_millis(7), Some(Duration::from_millis(7)));
+        long.record(Duration::from_millis(7), used(7_000, 0));
         assert!(!long.fits(DEFAULT_INLINE_BUDGET));
         // A zero budget still sends everything off.
         assert!(!l.fits(Duration::ZERO));
@@ -222,37 +257,33 @@ mod tests {
 
     #[test]
     fn waiting_calls_over_the_budget_go_off_the_worker() {
-        // A network HSM: a millisecond elapsed, a few microseconds of CPU.
+        // A network HSM: a millisecond elapsed, a few microseconds of CPU, asleep the rest.
         let l = CallLatency::default();
-        l.record(
-            Duration::from_micros(1_000),
-            Some(Duration::from_micros(20)),
-        );
+        l.record(Duration::from_micros(1_000), used(20, 10));
         assert!(!l.fits(DEFAULT_INLINE_BUDGET));
-        // TLS to it: more CPU, still a small share of the call.
+        // TLS to it: more CPU, still mostly asleep.
         let tls = CallLatency::default();
-        tls.record(Duration::from_millis(4), Some(Duration::from_micros(300)));
+        tls.record(Duration::from_millis(4), used(300, 100));
         assert!(!tls.fits(DEFAULT_INLINE_BUDGET));
         // The token turns into one that computes: after enough samples the calls come back.
         for _ in 0..40 {
-            l.record(
-                Duration::from_micros(1_000),
-                Some(Duration::from_micros(990)),
-            );
+            l.record(Duration::from_micros(1_000), used(990, 0));
         }
         assert!(l.fits(DEFAULT_INLINE_BUDGET), "{:?}", l.average_cpu());
     }
 
     #[test]
-    fn timing_a_call_reads_the_thread_cpu() {
+    fn timing_calls_reads_the_thread_usage_on_samples() {
         let l = CallLatency::default();
-        l.time(|| {
-            let mut x = 0u64;
-            for i in 0..2_000_000u64 {
-                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-            }
-            x
-        });
+        for _ in 0..USAGE_SAMPLE_EVERY {
+            l.time(|| {
+                let mut x = 0u64;
+                for i in 0..200_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+                x
+            });
+        }
         assert!(l.average().is_some());
         assert!(l.average_cpu().is_some_and(|cpu| !cpu.is_zero()));
         // A call that sleeps is one that waits: a tenth of a second elapsed, next to no CPU.

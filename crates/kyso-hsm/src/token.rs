@@ -264,16 +264,20 @@ impl Token {
     }
 
     /// A pool permit for running a signing call in place, if `latency` says the key answers
-    /// within the inline budget and a session is free right now (never waits: waiting belongs in
-    /// async land).
-    pub(crate) fn inline_permit(
+    /// within the inline budget (or computes, see `placement`), waiting asynchronously for a
+    /// free session. Going off the worker when every session is busy would only add a thread
+    /// hand-off to the same wait, and under steady load (more requests than sessions) it would
+    /// keep every call off the worker: the off-worker calls hold the sessions, so a free one is
+    /// never seen.
+    pub(crate) async fn inline_permit(
         &self,
         latency: &CallLatency,
     ) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let permit = latency
-            .fits(self.inner.inline_budget.get())
-            .then(|| self.inner.permits.try_acquire().ok())
-            .flatten();
+        let permit = if latency.fits(self.inner.inline_budget.get()) {
+            self.inner.permits.acquire().await.ok()
+        } else {
+            None
+        };
         let counter = if permit.is_some() {
             &self.inner.inline_calls
         } else {
