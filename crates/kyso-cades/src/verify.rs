@@ -13,12 +13,10 @@ use crate::crypto::{
     verify_signature_with,
 };
 use crate::parse::{self, ParseError, ParsedSignedData, ParsedSignerInfo, SignerId};
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use const_oid::ObjectIdentifier;
+use der::Decode;
 use der::asn1::OctetString;
-use der::{Decode, Encode};
 use kyso_asn1::ess::{SigningCertificate, SigningCertificateV2};
 use kyso_asn1::oids;
 use time::OffsetDateTime;
@@ -194,76 +192,9 @@ pub struct VerificationCaches {
     pub encodings: CertificateEncodings,
 }
 
-/// Certificates encoded before (for the signing-certificate hash), found by their signature
-/// value and compared whole before reuse. Bounded: cleared when full; certificates over
-/// [`parse::MAX_DECODED_CERTIFICATE_BYTES`] are not kept.
-pub struct CertificateEncodings {
-    encoded: std::sync::Mutex<HashMap<Vec<u8>, EncodedCertificate>>,
-    capacity: usize,
-}
-
-/// A certificate and its DER.
-pub type EncodedCertificate = Arc<(Certificate, Vec<u8>)>;
-
-/// Encodings kept at most.
-pub const MAX_CERTIFICATE_ENCODINGS: usize = 1024;
-
-impl Default for CertificateEncodings {
-    fn default() -> CertificateEncodings {
-        CertificateEncodings::with_capacity(MAX_CERTIFICATE_ENCODINGS)
-    }
-}
-
-impl std::fmt::Debug for CertificateEncodings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertificateEncodings")
-            .field("kept", &self.len())
-            .finish()
-    }
-}
-
-impl CertificateEncodings {
-    pub fn with_capacity(capacity: usize) -> CertificateEncodings {
-        CertificateEncodings {
-            encoded: std::sync::Mutex::default(),
-            capacity,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.encoded.lock().map(|m| m.len()).unwrap_or_default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `cert.to_der()`; errors are not kept.
-    pub fn encode(&self, cert: &Certificate) -> der::Result<EncodedCertificate> {
-        let signature = cert.signature().raw_bytes();
-        // Compared outside the lock.
-        let known = self
-            .encoded
-            .lock()
-            .ok()
-            .and_then(|m| m.get(signature).cloned());
-        if let Some(known) = known.filter(|k| k.0 == *cert) {
-            return Ok(known);
-        }
-        let encoded = Arc::new((cert.clone(), cert.to_der()?));
-        if encoded.1.len() > parse::MAX_DECODED_CERTIFICATE_BYTES {
-            return Ok(encoded);
-        }
-        // A poisoned lock: another thread panicked while inserting; nothing is kept.
-        if let Ok(mut map) = self.encoded.lock() {
-            if map.len() >= self.capacity {
-                map.clear();
-            }
-            map.insert(signature.to_vec(), Arc::clone(&encoded));
-        }
-        Ok(encoded)
-    }
-}
+/// Certificates encoded before (for the signing-certificate hash): the same cache path
+/// validation keeps.
+pub use kyso_validate::{CertificateEncodings, EncodedCertificate};
 
 /// [`verify_parsed`], with the verifier's caches.
 pub fn verify_parsed_with(

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use certval::PDVCertificate;
-use der::Encode;
 use kyso_ca::CertificateSummary;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
+use crate::certificate_encodings::{CertificateEncodings, EncodedCertificate};
 use crate::glue::CallCrl;
 
 /// CRLs kept parsed at most, and the largest kept (a big CRL is parsed each time rather than
@@ -49,14 +49,10 @@ pub(crate) struct DescribedCertificate {
 
 type ByDer<T> = Mutex<HashMap<Vec<u8>, Arc<T>>>;
 
-/// A certificate and its DER.
-type EncodedCertificate = Arc<(Certificate, Vec<u8>)>;
-
 pub(crate) struct KnownCertificates {
     parsed: ByDer<ParsedCertificate>,
     described: ByDer<DescribedCertificate>,
-    /// By signature value: the certificate and its DER.
-    encoded: Mutex<HashMap<Vec<u8>, EncodedCertificate>>,
+    encoded: CertificateEncodings,
     capacity: usize,
 }
 
@@ -71,7 +67,7 @@ impl KnownCertificates {
         KnownCertificates {
             parsed: Mutex::default(),
             described: Mutex::default(),
-            encoded: Mutex::default(),
+            encoded: CertificateEncodings::with_capacity(capacity),
             capacity,
         }
     }
@@ -82,33 +78,13 @@ impl KnownCertificates {
         (
             self.parsed.lock().map(|m| m.len()).unwrap_or_default(),
             self.described.lock().map(|m| m.len()).unwrap_or_default(),
-            self.encoded.lock().map(|m| m.len()).unwrap_or_default(),
+            self.encoded.len(),
         )
     }
 
-    /// `cert.to_der()`; errors are not kept.
+    /// `cert.to_der()`, kept (see [`CertificateEncodings`]); errors are not kept.
     pub fn encode(&self, cert: &Certificate) -> der::Result<EncodedCertificate> {
-        let signature = cert.signature().raw_bytes();
-        // Compared outside the lock.
-        let known = self
-            .encoded
-            .lock()
-            .ok()
-            .and_then(|m| m.get(signature).cloned());
-        if let Some(known) = known.filter(|k| k.0 == *cert) {
-            return Ok(known);
-        }
-        let encoded = Arc::new((cert.clone(), cert.to_der()?));
-        if encoded.1.len() > MAX_KEPT_CERTIFICATE_BYTES {
-            return Ok(encoded);
-        }
-        if let Ok(mut map) = self.encoded.lock() {
-            if map.len() >= self.capacity {
-                map.clear();
-            }
-            map.insert(signature.to_vec(), Arc::clone(&encoded));
-        }
-        Ok(encoded)
+        self.encoded.encode(cert)
     }
 
     /// `der` parsed (as `PDVCertificate::try_from`); errors are not kept.
@@ -202,6 +178,7 @@ impl KnownCrls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use der::Encode;
 
     fn pkits_cert(name: &str) -> Vec<u8> {
         let dir = std::env::var_os("KYSO_TESTDATA").map_or_else(

@@ -12,6 +12,7 @@
 
 pub mod anchors;
 pub mod bundles;
+pub mod certificate_encodings;
 pub mod error;
 mod glue;
 pub mod indication;
@@ -24,6 +25,7 @@ mod revocation_memo;
 pub mod validator;
 
 pub use anchors::{AnchorFile, AnchorFolder, AnchorInfo, TrustAnchors, sha256_fingerprint};
+pub use certificate_encodings::{CertificateEncodings, EncodedCertificate};
 pub use error::AnchorError;
 pub use indication::{Indication, Message, SubIndication};
 pub use policy::{ANY_POLICY, ValidationPolicy, ValidationTime};
