@@ -1,7 +1,15 @@
--- Shared done() for kyso's wrk scripts: one machine-readable line the bench script parses.
+-- Shared done() and slurp() for kyso's wrk scripts: one machine-readable line the bench script parses.
 -- "bad" counts HTTP statuses above 399; wrk counts a request once its response is complete.
 
 local report = {}
+
+-- A whole file's bytes (request bodies, API keys), read once in init().
+function report.slurp(path)
+   local f = assert(io.open(path, "rb"), "cannot open " .. tostring(path))
+   local data = f:read("*a")
+   f:close()
+   return data
+end
 
 function report.done(summary, latency, requests)
    local seconds = summary.duration / 1e6

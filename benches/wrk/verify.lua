@@ -8,18 +8,11 @@
 package.path = debug.getinfo(1, "S").source:match("^@(.*/)") .. "?.lua;" .. package.path
 local report = require("report")
 
-local function slurp(path)
-   local f = assert(io.open(path, "rb"), "cannot open " .. tostring(path))
-   local data = f:read("*a")
-   f:close()
-   return data
-end
-
 local request_text
 
 function init(args)
-   local body = slurp(args[1])
-   local key = slurp(args[2]):gsub("%s+$", "")
+   local body = report.slurp(args[1])
+   local key = report.slurp(args[2]):gsub("%s+$", "")
    request_text = wrk.format("POST", "/v1/verify", {
       ["Content-Type"] = "application/json",
       ["Authorization"] = "Bearer " .. key,
