@@ -81,6 +81,33 @@ impl PostgresStore {
         job(&mut conn).await
     }
 
+    /// One audit record in its own transaction (the head's row lock orders appenders on every node).
+    async fn write_audit(
+        &self,
+        event: NewAuditEvent,
+        details: String,
+    ) -> Result<AuditRecord, StoreError> {
+        let clock = self.clock.clone();
+        self.write("append_audit", move |conn| {
+            Box::pin(async move {
+                Self::append_audit_on(conn, &clock, event, details, "append_audit").await
+            })
+        })
+        .await
+    }
+
+    /// One timestamp serial, a single INSERT in autocommit mode.
+    async fn write_timestamp(
+        &self,
+        ts: NewTimestamp,
+        now: i64,
+    ) -> Result<TimestampRecord, StoreError> {
+        self.write_one("record_timestamp", move |conn| {
+            Box::pin(Self::insert_timestamp_on(conn, ts, now))
+        })
+        .await
+    }
+
     /// The pool, for tests that need to reach under the API (e.g. to tamper with a row).
     #[doc(hidden)]
     pub fn pool(&self) -> &PgPool {

@@ -9,6 +9,10 @@
 //! - `async fn write_one(&self, operation, job)`: the same for a job that is ONE statement (SQLite:
 //!   the group-commit writer again; PostgreSQL: the statement in autocommit mode, which is atomic
 //!   on its own and saves the `BEGIN` and `COMMIT` round trips);
+//! - `async fn write_audit(&self, event, details)` and `async fn write_timestamp(&self, ts, now)`:
+//!   the two writes of the signing and timestamping hot paths, which a backend may batch its own
+//!   way (SQLite: many of them in one multi-row INSERT per group commit; PostgreSQL: `write` and
+//!   `write_one` with the shared `append_audit_on` and `insert_timestamp_on`);
 //! - `$lock`: the row-lock suffix for reads that must serialise writers (`" FOR UPDATE"` on
 //!   PostgreSQL; empty on SQLite, where `BEGIN IMMEDIATE` already holds the database write lock);
 //! - `$conn`: the backend's connection type, for the steps that several methods share
@@ -669,43 +673,7 @@ macro_rules! impl_store {
 
             async fn record_timestamp(&self, ts: &NewTimestamp) -> Result<TimestampRecord, StoreError> {
                 validate::timestamp(ts)?;
-                let now = self.clock.now_unix();
-                let ts = ts.clone();
-                self.write_one("record_timestamp", move |conn| Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO timestamps (serial, gen_time_micros, policy, hash_algorithm, message_imprint, \
-                         nonce, token_sha256, tsa_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&ts.serial)
-                    .bind(ts.gen_time_micros)
-                    .bind(&ts.policy)
-                    .bind(&ts.hash_algorithm)
-                    .bind(&ts.message_imprint)
-                    .bind(&ts.nonce)
-                    .bind(&ts.token_sha256)
-                    .bind(&ts.tsa_key)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            StoreError::DuplicateSerial { serial: hex::encode(&ts.serial) }
-                        } else {
-                            StoreError::Database { operation: "record_timestamp", source: e }
-                        }
-                    })?;
-                    Ok(TimestampRecord {
-                        serial: ts.serial,
-                        gen_time_micros: ts.gen_time_micros,
-                        policy: ts.policy,
-                        hash_algorithm: ts.hash_algorithm,
-                        message_imprint: ts.message_imprint,
-                        nonce: ts.nonce,
-                        token_sha256: ts.token_sha256,
-                        tsa_key: ts.tsa_key,
-                        created_at: now,
-                    })
-                })).await
+                self.write_timestamp(ts.clone(), self.clock.now_unix()).await
             }
 
             async fn get_timestamp(&self, serial: &[u8]) -> Result<Option<TimestampRecord>, StoreError> {
@@ -779,12 +747,7 @@ macro_rules! impl_store {
 
             async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRecord, StoreError> {
                 let details = validate::audit_event(event)?;
-                let op = "append_audit";
-                let event = event.clone();
-                let clock = self.clock.clone();
-                self.write(op, move |conn| Box::pin(async move {
-                    <$store>::append_audit_on(conn, &clock, event, details, op).await
-                })).await
+                self.write_audit(event.clone(), details).await
             }
 
             async fn list_audit(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
@@ -866,6 +829,48 @@ macro_rules! impl_store {
                 };
                 record.der = Some(der);
                 Ok(record)
+            }
+
+            /// Records a timestamp serial inside the caller's transaction (or alone, in autocommit):
+            /// one INSERT; `DuplicateSerial` if the serial is taken.
+            async fn insert_timestamp_on(
+                conn: &mut $conn,
+                ts: NewTimestamp,
+                now: i64,
+            ) -> Result<TimestampRecord, StoreError> {
+                sqlx::query(
+                    "INSERT INTO timestamps (serial, gen_time_micros, policy, hash_algorithm, message_imprint, \
+                     nonce, token_sha256, tsa_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&ts.serial)
+                .bind(ts.gen_time_micros)
+                .bind(&ts.policy)
+                .bind(&ts.hash_algorithm)
+                .bind(&ts.message_imprint)
+                .bind(&ts.nonce)
+                .bind(&ts.token_sha256)
+                .bind(&ts.tsa_key)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::DuplicateSerial { serial: hex::encode(&ts.serial) }
+                    } else {
+                        StoreError::Database { operation: "record_timestamp", source: e }
+                    }
+                })?;
+                Ok(TimestampRecord {
+                    serial: ts.serial,
+                    gen_time_micros: ts.gen_time_micros,
+                    policy: ts.policy,
+                    hash_algorithm: ts.hash_algorithm,
+                    message_imprint: ts.message_imprint,
+                    nonce: ts.nonce,
+                    token_sha256: ts.token_sha256,
+                    tsa_key: ts.tsa_key,
+                    created_at: now,
+                })
             }
 
             /// Appends `event` (its compact JSON `details` already checked) to the hash chain inside
