@@ -157,10 +157,66 @@ impl TouchTracker {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// An API key as presented in a request's `Authorization` header, well formed but not yet looked
+/// up: for a handler that authenticates in the same read as its own lookups
+/// (`POST /v1/sign/cms`). A missing or malformed header is refused (401, audited) by the
+/// extractor itself, as [`Caller`] refuses it.
+#[derive(Debug)]
+pub struct PresentedKey {
+    /// SHA-256 of the key, what the store keeps.
+    pub hash: [u8; 32],
+    prefix: String,
+    method: axum::http::Method,
+    path: String,
+}
+
+impl PresentedKey {
+    /// Looks the key up: the [`Caller`] extractor's authentication.
+    pub async fn authenticate(&self, state: &AppState) -> Result<Caller, AppError> {
+        match state.store().find_active_api_client(&self.hash).await? {
+            Some(client) => Ok(self.accept(state, client).await),
+            None => Err(self.refuse_unknown(state).await),
+        }
+    }
+
+    /// Completes authentication with `client`, the active client found for this key (by
+    /// [`authenticate`](Self::authenticate) or by a read of the handler's own). A use is noted
+    /// at most once a minute per client.
+    pub async fn accept(&self, state: &AppState, client: ApiClientRecord) -> Caller {
+        if state
+            .touch_tracker()
+            .due(client.id, state.clock().now_unix())
+            && let Err(e) = state.store().touch_api_client(client.id).await
+        {
+            // Losing a last-used stamp must not refuse a valid request.
+            tracing::warn!(client = client.id, error = %e, "could not record API key use");
+        }
+        Caller { client }
+    }
+
+    /// The refusal (401, audited) of a key no active client holds.
+    pub async fn refuse_unknown(&self, state: &AppState) -> AppError {
+        let failure = AuthFailure {
+            method: &self.method,
+            path: &self.path,
+        };
+        auth_failed(
+            state,
+            failure,
+            "auth_invalid_key",
+            Some(self.prefix.clone()),
+        )
+        .await
+    }
+}
+
+impl FromRequestParts<AppState> for PresentedKey {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<PresentedKey, AppError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION);
         let presented = match header.map(|v| v.to_str()) {
             None => Err(("auth_missing", None)),
@@ -177,42 +233,53 @@ impl FromRequestParts<AppState> for Caller {
                 }
             },
         };
-        let key = match presented {
-            Ok(key) => key,
-            Err((reason, prefix)) => return Err(auth_failed(state, parts, reason, prefix).await),
+        let failure = AuthFailure {
+            method: &parts.method,
+            path: parts.uri.path(),
         };
-        let hash = hash_key(key);
-        let client = state.store().find_active_api_client(&hash).await?;
-        let Some(client) = client else {
-            let prefix = Some(display_prefix(key).to_owned());
-            return Err(auth_failed(state, parts, "auth_invalid_key", prefix).await);
-        };
-        if state
-            .touch_tracker()
-            .due(client.id, state.clock().now_unix())
-            && let Err(e) = state.store().touch_api_client(client.id).await
-        {
-            // Losing a last-used stamp must not refuse a valid request.
-            tracing::warn!(client = client.id, error = %e, "could not record API key use");
+        match presented {
+            Ok(key) => Ok(PresentedKey {
+                hash: hash_key(key),
+                prefix: display_prefix(key).to_owned(),
+                method: parts.method.clone(),
+                path: parts.uri.path().chars().take(256).collect(),
+            }),
+            Err((reason, prefix)) => Err(auth_failed(state, failure, reason, prefix).await),
         }
-        Ok(Caller { client })
     }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
+        PresentedKey::from_request_parts(parts, state)
+            .await?
+            .authenticate(state)
+            .await
+    }
+}
+
+/// What the audit record of a failed authentication says of the request.
+struct AuthFailure<'a> {
+    method: &'a axum::http::Method,
+    path: &'a str,
 }
 
 /// Audits a failed authentication and builds the 401. If the audit write itself fails, that failure
 /// is what the client gets (a 5xx): an unaudited refusal would hide probing.
 async fn auth_failed(
     state: &AppState,
-    parts: &Parts,
+    request: AuthFailure<'_>,
     reason: &'static str,
     prefix: Option<String>,
 ) -> AppError {
     let event = NewAuditEvent {
         actor: prefix.unwrap_or_else(|| "anonymous".to_owned()),
         action: "auth.failed".to_owned(),
-        target: parts.uri.path().chars().take(256).collect(),
+        target: request.path.chars().take(256).collect(),
         outcome: AuditOutcome::Failure,
-        details: serde_json::json!({ "reason": reason, "method": parts.method.as_str() }),
+        details: serde_json::json!({ "reason": reason, "method": request.method.as_str() }),
     };
     match state.audit(event).await {
         Ok(()) => AppError::Unauthenticated { reason },

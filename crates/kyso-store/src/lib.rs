@@ -178,16 +178,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_key_grants(&self, client_id: i64) -> Result<Vec<String>, StoreError>;
     /// Whether a client may use a signing key (one indexed query).
     async fn has_key_grant(&self, client_id: i64, key_name: &str) -> Result<bool, StoreError>;
-    /// [`has_key_grant`](Store::has_key_grant) and [`certificate_status`](Store::certificate_status)
-    /// of `serial` in one read (the signing hot path: one database round trip instead of two).
-    /// Both are read from the database each time, so a removed grant or a revocation counts at
-    /// once. `InvalidInput` for a malformed serial.
-    async fn key_grant_and_certificate_status(
+    /// The signing hot path's one read: [`find_active_api_client`](Store::find_active_api_client)
+    /// of `key_hash`, that client's [`has_key_grant`](Store::has_key_grant) of `key_name`, and
+    /// [`certificate_status`](Store::certificate_status) of `serial`; `None` when no active client
+    /// has that key. All is read from the database each time (one round trip instead of three),
+    /// so a disabled client, a withdrawn grant or a revocation counts at once. `InvalidInput` for
+    /// a malformed serial.
+    async fn authorise_signing(
         &self,
-        client_id: i64,
+        key_hash: &[u8],
         key_name: &str,
         serial: &[u8],
-    ) -> Result<KeyGrantAndStatus, StoreError>;
+    ) -> Result<Option<SigningAuthorisation>, StoreError>;
 
     // ---- Time-stamp ledger ----
 

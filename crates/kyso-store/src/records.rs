@@ -221,13 +221,22 @@ pub struct CertificateStatusRecord {
 }
 
 /// Whether a client may use a signing key, and the status of that key's certificate, read
-/// together (`Store::key_grant_and_certificate_status`).
+/// together (part of [`SigningAuthorisation`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyGrantAndStatus {
     /// The client holds a grant of the key.
     pub granted: bool,
     /// The certificate's status; `None` if its serial is unknown.
     pub certificate: Option<CertificateStatusRecord>,
+}
+
+/// The authenticated client, its grant of a signing key and that key's certificate status, read
+/// together (`Store::authorise_signing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningAuthorisation {
+    /// The active client holding the presented API key.
+    pub client: ApiClientRecord,
+    pub grant: KeyGrantAndStatus,
 }
 
 /// One entry for a CRL (`Store::list_revoked`): revoked or on hold.

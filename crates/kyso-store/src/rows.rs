@@ -4,8 +4,8 @@
 use crate::error::StoreError;
 use crate::records::{
     ApiClientRecord, AuditRecord, CaRecord, CaRole, CertificateRecord, CertificateStatusRecord,
-    CrlRecord, KeyGrantAndStatus, KeyLocation, RevocationReason, RevokedEntry, StaffFields,
-    StaffRecord, TimestampRecord, VerificationRecord,
+    CrlRecord, KeyGrantAndStatus, KeyLocation, RevocationReason, RevokedEntry,
+    SigningAuthorisation, StaffFields, StaffRecord, TimestampRecord, VerificationRecord,
 };
 
 /// Columns of `cas`, in [`CaRow`] order.
@@ -211,8 +211,8 @@ impl StatusRow {
     }
 }
 
-/// A grant and a certificate status read together ([`SELECT_GRANT_AND_STATUS`]): the status
-/// columns are NULL when the serial is unknown.
+/// A grant and a certificate status read together (in [`SELECT_SIGNING_AUTHORISATION`]): the
+/// status columns are NULL when the serial is unknown.
 #[derive(sqlx::FromRow)]
 pub(crate) struct GrantAndStatusRow {
     granted: bool,
@@ -243,6 +243,24 @@ impl GrantAndStatusRow {
         Ok(KeyGrantAndStatus {
             granted: self.granted,
             certificate,
+        })
+    }
+}
+
+/// A row of [`SELECT_SIGNING_AUTHORISATION`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct SigningAuthorisationRow {
+    #[sqlx(flatten)]
+    client: ApiClientRow,
+    #[sqlx(flatten)]
+    grant: GrantAndStatusRow,
+}
+
+impl SigningAuthorisationRow {
+    pub(crate) fn into_record(self) -> Result<SigningAuthorisation, StoreError> {
+        Ok(SigningAuthorisation {
+            client: self.client.into_record()?,
+            grant: self.grant.into_record()?,
         })
     }
 }
@@ -278,10 +296,14 @@ pub(crate) const SELECT_STATUS: &str = "SELECT ca, status, revoked_at, revocatio
 
 /// A client's grant of a key ($1, $2) and a certificate's status ($3) in one read: both are
 /// indexed lookups; the one-row probe keeps a row when the serial is unknown.
-pub(crate) const SELECT_GRANT_AND_STATUS: &str = "SELECT \
-     EXISTS (SELECT 1 FROM api_key_grants WHERE client_id = $1 AND key_name = $2) AS granted, \
+/// [`SigningAuthorisationRow`]: the active client with key hash $1, its grant of key $2, and the
+/// status of certificate $3 (NULL columns when the serial is unknown).
+pub(crate) const SELECT_SIGNING_AUTHORISATION: &str = "SELECT \
+     a.id, a.name, a.role, a.key_hash, a.key_prefix, a.created_at, a.disabled_at, a.last_used_at, \
+     EXISTS (SELECT 1 FROM api_key_grants g WHERE g.client_id = a.id AND g.key_name = $2) AS granted, \
      c.ca, c.status, c.revoked_at, c.revocation_reason, c.not_after, (c.der IS NOT NULL) AS issued \
-     FROM (SELECT 1 AS one) AS probe LEFT JOIN certificates c ON c.serial = $3";
+     FROM api_clients a LEFT JOIN certificates c ON c.serial = $3 \
+     WHERE a.key_hash = $1 AND a.disabled_at IS NULL";
 
 pub(crate) const SELECT_REVOKED: &str = "SELECT serial, revoked_at, revocation_reason, not_after \
      FROM certificates WHERE ca = $1 AND status <> 'good' ORDER BY serial";

@@ -652,21 +652,24 @@ macro_rules! impl_store {
                 Ok(found.is_some())
             }
 
-            async fn key_grant_and_certificate_status(
+            async fn authorise_signing(
                 &self,
-                client_id: i64,
+                key_hash: &[u8],
                 key_name: &str,
                 serial: &[u8],
-            ) -> Result<KeyGrantAndStatus, StoreError> {
+            ) -> Result<Option<SigningAuthorisation>, StoreError> {
                 validate::serial(serial)?;
-                let row: GrantAndStatusRow = sqlx::query_as(SELECT_GRANT_AND_STATUS)
-                    .bind(client_id)
+                if validate::key_hash(key_hash).is_err() {
+                    return Ok(None);
+                }
+                let row: Option<SigningAuthorisationRow> = sqlx::query_as(SELECT_SIGNING_AUTHORISATION)
+                    .bind(key_hash)
                     .bind(key_name)
                     .bind(serial)
-                    .fetch_one(self.reader())
+                    .fetch_optional(self.reader())
                     .await
-                    .map_err(StoreError::db("key_grant_and_certificate_status"))?;
-                row.into_record()
+                    .map_err(StoreError::db("authorise_signing"))?;
+                row.map(SigningAuthorisationRow::into_record).transpose()
             }
 
             // ---- Time-stamp ledger ----

@@ -97,7 +97,7 @@ cases!(
     crl_numbers_unique_under_concurrency,
     staff_crud,
     api_clients_and_grants,
-    key_grant_and_certificate_status_in_one_read,
+    signing_authorisation_in_one_read,
     audit_concurrent_appends_form_a_valid_chain,
     audit_tampering_is_detected,
     two_handles_share_one_database,
@@ -973,7 +973,7 @@ async fn api_clients_and_grants(env: Env) {
     );
 }
 
-async fn key_grant_and_certificate_status_in_one_read(env: Env) {
+async fn signing_authorisation_in_one_read(env: Env) {
     let store = env.store;
     seed_cas(&store).await;
     let client = store
@@ -1001,27 +1001,55 @@ async fn key_grant_and_certificate_status_in_one_read(env: Env) {
         .await
         .expect("reserve");
     let unknown = serial(3);
-    let read = |client_id: i64, key: &'static str, serial: Vec<u8>| {
+    let hash_of = |client_id: i64| {
+        if client_id == client.id {
+            vec![0xc3; 32]
+        } else {
+            vec![0xd4; 32]
+        }
+    };
+    let authorise = |key_hash: Vec<u8>, key: &'static str, serial: Vec<u8>| {
         let store = store.clone();
         async move {
             store
-                .key_grant_and_certificate_status(client_id, key, &serial)
+                .authorise_signing(&key_hash, key, &serial)
                 .await
                 .expect("read")
         }
     };
-    // Each half answers what its own method answers, granted or not, known serial or not.
+    let read = |client_id: i64, key: &'static str, serial: Vec<u8>| {
+        let authorised = authorise(hash_of(client_id), key, serial);
+        async move { authorised.await.expect("an active client").grant }
+    };
+    // Each part answers what its own method answers: the client, granted or not, known serial
+    // or not.
     for (client_id, key) in [(client.id, "seal-stp"), (other.id, "seal-stp")] {
         for serial in [&issued, &reserved, &unknown] {
             assert_eq!(
-                read(client_id, key, serial.clone()).await,
-                KeyGrantAndStatus {
-                    granted: store.has_key_grant(client_id, key).await.expect("has"),
-                    certificate: store.certificate_status(serial).await.expect("status"),
-                }
+                authorise(hash_of(client_id), key, serial.clone()).await,
+                Some(SigningAuthorisation {
+                    client: store
+                        .find_active_api_client(&hash_of(client_id))
+                        .await
+                        .expect("find")
+                        .expect("active"),
+                    grant: KeyGrantAndStatus {
+                        granted: store.has_key_grant(client_id, key).await.expect("has"),
+                        certificate: store.certificate_status(serial).await.expect("status"),
+                    },
+                })
             );
         }
     }
+    // No active client with that key: an unknown or malformed hash.
+    assert_eq!(
+        authorise(vec![0xee; 32], "seal-stp", issued.clone()).await,
+        None
+    );
+    assert_eq!(
+        authorise(vec![0xc3; 5], "seal-stp", issued.clone()).await,
+        None
+    );
     store.grant_key(client.id, "seal-stp").await.expect("grant");
     let both = read(client.id, "seal-stp", issued.clone()).await;
     assert!(both.granted);
@@ -1074,11 +1102,22 @@ async fn key_grant_and_certificate_status_in_one_read(env: Env) {
             .expect("withdraw")
     );
     assert!(!read(client.id, "seal-stp", issued.clone()).await.granted);
+    // So does a disabled client.
+    store.disable_api_client(other.id).await.expect("disable");
+    assert_eq!(
+        authorise(hash_of(other.id), "seal-stp", issued.clone()).await,
+        None
+    );
+    assert!(
+        authorise(hash_of(client.id), "seal-stp", issued.clone())
+            .await
+            .is_some()
+    );
 
     // A malformed serial is refused as certificate_status refuses it.
     assert_eq!(
         store
-            .key_grant_and_certificate_status(client.id, "seal-stp", &[])
+            .authorise_signing(&hash_of(client.id), "seal-stp", &[])
             .await
             .expect_err("empty serial")
             .code(),

@@ -11,10 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kyso_cades::Level;
 use kyso_hsm::HashAlgorithm;
-use kyso_store::{AuditOutcome, ClientRole, NewAuditEvent};
+use kyso_store::{AuditOutcome, ClientRole, NewAuditEvent, SigningAuthorisation};
 use serde::Deserialize;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, PresentedKey};
 use crate::error::AppError;
 use crate::signing::{CheckedSigner, Document, DocumentRequest};
 pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
@@ -62,56 +62,61 @@ pub struct DocumentInput<'a> {
 }
 
 /// `POST /v1/sign/cms`.
+///
+/// The usual call (a signer already loaded) reads the database once before signing: the caller
+/// by its API key, its grant of the key and the certificate's status together. A request that is
+/// refused for its body is authenticated first, so an unauthenticated caller still gets 401.
 pub async fn sign_cms(
     State(state): State<AppState>,
-    caller: Caller,
+    presented: PresentedKey,
     request: Request,
 ) -> Result<Response, AppError> {
-    caller.require(&state, SIGNERS, "sign.cms").await?;
     let limits = &state.config().limits;
-    let body = crate::extract::read_json_body(request, limits.max_document_request_bytes).await?;
-    let request: SignCmsRequest<'_> = crate::extract::parse_json(&body)?;
-    if request.documents.is_empty() {
-        return Err(AppError::unprocessable(
-            "batch_empty",
-            "Cần ít nhất một tài liệu để ký.",
-            "At least one document is required.",
-        ));
-    }
-    if request.documents.len() > limits.max_batch_documents {
-        let max = limits.max_batch_documents;
-        return Err(AppError::unprocessable(
-            "batch_too_large",
-            format!("Mỗi lần ký tối đa {max} tài liệu."),
-            format!("At most {max} documents per call."),
-        ));
+    let body =
+        match crate::extract::read_json_body(request, limits.max_document_request_bytes).await {
+            Ok(body) => body,
+            Err(e) => return Err(refuse_body(&state, &presented, e).await),
+        };
+    let request: SignCmsRequest<'_> = match crate::extract::parse_json(&body) {
+        Ok(request) => request,
+        Err(e) => return Err(refuse_body(&state, &presented, e).await),
+    };
+    if let Err(e) = check_batch(&request, limits.max_batch_documents) {
+        return Err(refuse_body(&state, &presented, e).await);
     }
     let key = request.key.as_str();
     let now = state.clock().now_unix();
     let signing_keys = state.trust().signing_keys();
-    let checked = match signing_keys.cached(key, now) {
-        // The usual case: the grant and the certificate's status in one store read.
+    let (caller, checked) = match signing_keys.cached(key, now) {
+        // The usual case: the caller, its grant and the certificate's status in one store read.
         Some(signer) => {
             let serial = signer.certificate().tbs_certificate().serial_number();
             let read = state
                 .store()
-                .key_grant_and_certificate_status(caller.client.id, key, serial.as_bytes())
+                .authorise_signing(&presented.hash, key, serial.as_bytes())
                 .await?;
-            if !read.granted {
+            let Some(SigningAuthorisation { client, grant }) = read else {
+                return Err(presented.refuse_unknown(&state).await);
+            };
+            let caller = presented.accept(&state, client).await;
+            caller.require(&state, SIGNERS, "sign.cms").await?;
+            if !grant.granted {
                 return Err(refuse_not_granted(&state, &caller, key).await?);
             }
-            let status = signing_keys.check_status_read(&signer, now, read.certificate.as_ref());
-            CheckedSigner { signer, status }
+            let status = signing_keys.check_status_read(&signer, now, grant.certificate.as_ref());
+            (caller, CheckedSigner { signer, status })
         }
         // Not loaded yet: the grant first, so that only a granted caller makes the token look
         // the key up; then its status.
         None => {
+            let caller = presented.authenticate(&state).await?;
+            caller.require(&state, SIGNERS, "sign.cms").await?;
             if !state.store().has_key_grant(caller.client.id, key).await? {
                 return Err(refuse_not_granted(&state, &caller, key).await?);
             }
             let signer = signing_keys.signer(key, now).await?;
             let status = signing_keys.check_status(state.store(), &signer, now).await;
-            CheckedSigner { signer, status }
+            (caller, CheckedSigner { signer, status })
         }
     };
     let documents: Vec<DocumentRequest> = request
@@ -136,6 +141,38 @@ pub async fn sign_cms(
         json,
     )
         .into_response())
+}
+
+/// A batch must hold between one and `max` documents.
+fn check_batch(request: &SignCmsRequest<'_>, max: usize) -> Result<(), AppError> {
+    if request.documents.is_empty() {
+        return Err(AppError::unprocessable(
+            "batch_empty",
+            "Cần ít nhất một tài liệu để ký.",
+            "At least one document is required.",
+        ));
+    }
+    if request.documents.len() > max {
+        return Err(AppError::unprocessable(
+            "batch_too_large",
+            format!("Mỗi lần ký tối đa {max} tài liệu."),
+            format!("At most {max} documents per call."),
+        ));
+    }
+    Ok(())
+}
+
+/// The answer to a request refused for its body: an authentication or role refusal if there is
+/// one (each audited), else `refusal`.
+async fn refuse_body(state: &AppState, presented: &PresentedKey, refusal: AppError) -> AppError {
+    let caller = match presented.authenticate(state).await {
+        Ok(caller) => caller,
+        Err(e) => return e,
+    };
+    match caller.require(state, SIGNERS, "sign.cms").await {
+        Ok(()) => refusal,
+        Err(e) => e,
+    }
 }
 
 /// Audits a call for a key the caller holds no grant of; gives the refusal to answer with.

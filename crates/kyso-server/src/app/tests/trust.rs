@@ -546,6 +546,106 @@ async fn refusals_count_at_once_for_a_loaded_signing_key() {
     );
 }
 
+/// `POST /v1/sign/cms` authenticates in the same read as the grant and the status once a key is
+/// loaded, and reads the body before that: the answers must stay what they were. An unknown or
+/// disabled key gets 401 (audited) whatever the body; a wrong role 403 before any complaint about
+/// the body; a known caller's bad body its 4xx.
+#[tokio::test]
+async fn signing_authenticates_before_judging_the_body() {
+    let h = Harness::new("sign-auth-order").await;
+    let (_, client) = signing_key_and_client(&h, "an-auth").await;
+    let good = json!({"key": "an-auth", "documents": [{"content": B64.encode(b"x")}]});
+    let empty = json!({"key": "an-auth", "documents": []});
+    let unknown_field = json!({"key": "an-auth", "documents": [], "extra": 1});
+    // Loaded by a first signature, so that later calls take the one-read path.
+    let (status, value) = h
+        .json("POST", "/v1/sign/cms", Some(&client), Some(good.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let stranger = crate::auth::NewApiKey::generate();
+    let officer = h.client_key("officer").await;
+    let cases: [(Option<&str>, &Value, StatusCode, &str); 8] = [
+        (
+            Some(stranger.key.as_str()),
+            &good,
+            StatusCode::UNAUTHORIZED,
+            "auth_invalid_key",
+        ),
+        (
+            Some(stranger.key.as_str()),
+            &empty,
+            StatusCode::UNAUTHORIZED,
+            "auth_invalid_key",
+        ),
+        (
+            Some(stranger.key.as_str()),
+            &unknown_field,
+            StatusCode::UNAUTHORIZED,
+            "auth_invalid_key",
+        ),
+        (None, &good, StatusCode::UNAUTHORIZED, "auth_missing"),
+        (Some(&officer), &good, StatusCode::FORBIDDEN, "forbidden"),
+        (Some(&officer), &empty, StatusCode::FORBIDDEN, "forbidden"),
+        (
+            Some(&client),
+            &empty,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "batch_empty",
+        ),
+        (
+            Some(&client),
+            &unknown_field,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json_fields",
+        ),
+    ];
+    for (key, body, want_status, want_code) in cases {
+        let audits = h.store().list_audit(1, 10_000).await.unwrap().len();
+        let (status, value) = h
+            .json("POST", "/v1/sign/cms", key, Some(body.clone()))
+            .await;
+        assert_error(status, &value, want_status, want_code);
+        let after = h.store().list_audit(1, 10_000).await.unwrap();
+        if want_status == StatusCode::UNPROCESSABLE_ENTITY {
+            assert_eq!(after.len(), audits, "a body refusal is not audited");
+        } else {
+            let audit = after.last().unwrap();
+            assert_eq!(after.len(), audits + 1, "{want_code} is audited once");
+            assert_eq!(audit.outcome, kyso_store::AuditOutcome::Failure);
+            let action = if want_status == StatusCode::UNAUTHORIZED {
+                "auth.failed"
+            } else {
+                "auth.forbidden"
+            };
+            assert_eq!(audit.action, action, "{want_code}");
+        }
+    }
+    // Disabled: refused at the very next call, on the one-read path too.
+    let client_id = h
+        .store()
+        .find_active_api_client(&crate::auth::hash_key(&client))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let (status, value) = h
+        .json(
+            "POST",
+            &format!("/v1/clients/{client_id}/disable"),
+            Some(&h.admin_key),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {value}");
+    let (status, value) = h
+        .json("POST", "/v1/sign/cms", Some(&client), Some(good.clone()))
+        .await;
+    assert_error(status, &value, StatusCode::UNAUTHORIZED, "auth_invalid_key");
+    let audit = h.last_audit().await;
+    assert_eq!(audit.action, "auth.failed");
+    assert_eq!(audit.actor, crate::auth::display_prefix(&client));
+}
+
 /// The signing answer is written by hand (`SignOutcome::into_json`): it must be exactly what
 /// serde_json writes for `SignCmsResponse`, for signed and failed documents, ids that need JSON
 /// escapes, and a body whose base64 holds an escaped `\/` (read into an owned string, not
