@@ -50,6 +50,19 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// Runs `read` on a connection of the pool (SQLite keeps its hot-path reads apart).
+    async fn hot_read<R, F>(&self, operation: &'static str, read: F) -> Result<R, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<R, StoreError>>,
+    {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db(operation))?;
+        read(&mut conn).await
+    }
+
     /// Runs `job` in its own transaction and commits it; an error rolls it back.
     async fn write<R, F>(&self, operation: &'static str, job: F) -> Result<R, StoreError>
     where

@@ -2,7 +2,9 @@
 //! SQLite and PostgreSQL (`$N` placeholders, `RETURNING`, `ON CONFLICT`), and what differs is supplied
 //! by the backend type:
 //!
-//! - `fn reader(&self) -> &Pool<DB>` for reads;
+//! - `fn reader(&self) -> &Pool<DB>` for reads, and `async fn hot_read(&self, operation, read)`
+//!   for the reads of every request (authentication, the signing authorisation), which SQLite
+//!   keeps off sqlx's pool (see `sqlite/readers.rs`);
 //! - `async fn write(&self, operation, job) -> Result<R, StoreError>`, which runs `job` on a
 //!   connection inside a transaction and returns once that transaction has committed (SQLite: queued
 //!   to the group-commit writer; PostgreSQL: its own transaction on the pool);
@@ -533,15 +535,19 @@ macro_rules! impl_store {
                 if validate::key_hash(key_hash).is_err() {
                     return Ok(None);
                 }
-                let row: Option<ApiClientRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    client_columns!(),
-                    " FROM api_clients WHERE key_hash = $1 AND disabled_at IS NULL"
-                ))
-                .bind(key_hash)
-                .fetch_optional(self.reader())
-                .await
-                .map_err(StoreError::db("find_active_api_client"))?;
+                let op = "find_active_api_client";
+                let key_hash = key_hash.to_vec();
+                let row: Option<ApiClientRow> = self.hot_read(op, move |conn| Box::pin(async move {
+                    sqlx::query_as(concat!(
+                        "SELECT ",
+                        client_columns!(),
+                        " FROM api_clients WHERE key_hash = $1 AND disabled_at IS NULL"
+                    ))
+                    .bind(key_hash)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::db(op))
+                })).await?;
                 row.map(ApiClientRow::into_record).transpose()
             }
 
@@ -662,13 +668,17 @@ macro_rules! impl_store {
                 if validate::key_hash(key_hash).is_err() {
                     return Ok(None);
                 }
-                let row: Option<SigningAuthorisationRow> = sqlx::query_as(SELECT_SIGNING_AUTHORISATION)
-                    .bind(key_hash)
-                    .bind(key_name)
-                    .bind(serial)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(StoreError::db("authorise_signing"))?;
+                let op = "authorise_signing";
+                let (key_hash, key_name, serial) = (key_hash.to_vec(), key_name.to_owned(), serial.to_vec());
+                let row: Option<SigningAuthorisationRow> = self.hot_read(op, move |conn| Box::pin(async move {
+                    sqlx::query_as(SELECT_SIGNING_AUTHORISATION)
+                        .bind(key_hash)
+                        .bind(key_name)
+                        .bind(serial)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(StoreError::db(op))
+                })).await?;
                 row.map(SigningAuthorisationRow::into_record).transpose()
             }
 

@@ -38,10 +38,15 @@ use crate::rows::*;
 use crate::shared_impl::{BoxFuture, impl_store};
 use crate::validate;
 
+mod readers;
+use readers::Readers;
+
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent readers.
 const READERS: u32 = 8;
+/// Read connections of the hot path (see [`readers`]), besides the pool's.
+const HOT_READERS: usize = 4;
 /// Most writes committed together.
 pub const MAX_BATCH: usize = 512;
 /// Writes waiting for the writer before callers are slowed down.
@@ -53,6 +58,8 @@ pub struct SqliteStore {
     /// The one write connection's pool; the writer task uses it (tests reach it via `pool`).
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The hot path's reads; `None` in memory, where the pool's one connection is the database.
+    hot: Option<Readers>,
     jobs: mpsc::Sender<Write>,
     clock: SharedClock,
 }
@@ -106,25 +113,32 @@ impl SqliteStore {
                 .run(&writer)
                 .await
                 .map_err(|source| StoreError::Migrate { source })?;
+            let hot = Readers::open(&options, HOT_READERS).await?;
             let reader = connect(READERS, options)
                 .await
                 .map_err(|source| StoreError::Connect { source })?;
-            return Ok(Self::start(writer, reader, clock));
+            return Ok(Self::start(writer, reader, Some(hot), clock));
         };
         sqlx::migrate!("migrations/sqlite")
             .run(&writer)
             .await
             .map_err(|source| StoreError::Migrate { source })?;
-        Ok(Self::start(writer, reader, clock))
+        Ok(Self::start(writer, reader, None, clock))
     }
 
-    fn start(writer: SqlitePool, reader: SqlitePool, clock: SharedClock) -> Self {
+    fn start(
+        writer: SqlitePool,
+        reader: SqlitePool,
+        hot: Option<Readers>,
+        clock: SharedClock,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         // The task ends when the store (the last sender) is dropped.
         tokio::spawn(run_writer(writer.clone(), clock.clone(), queue));
         SqliteStore {
             writer,
             reader,
+            hot,
             jobs,
             clock,
         }
@@ -132,6 +146,24 @@ impl SqliteStore {
 
     fn reader(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    /// Runs `read` on a hot-path read connection (outside the pool, see [`readers`]).
+    async fn hot_read<R, F>(&self, operation: &'static str, read: F) -> Result<R, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<R, StoreError>>,
+    {
+        match &self.hot {
+            Some(readers) => readers.read(operation, read).await,
+            None => {
+                let mut conn = self
+                    .reader
+                    .acquire()
+                    .await
+                    .map_err(StoreError::db(operation))?;
+                read(&mut conn).await
+            }
+        }
     }
 
     /// Queues `job` for the writer and waits until the batch holding it has committed.
