@@ -134,7 +134,9 @@ impl SqliteStore {
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         // The task ends when the store (the last sender) is dropped.
-        tokio::spawn(run_writer(writer.clone(), clock.clone(), queue));
+        // In memory the pool's one connection is the database: the writer borrows it per batch.
+        let dedicated = hot.is_some();
+        tokio::spawn(run_writer(writer.clone(), clock.clone(), queue, dedicated));
         SqliteStore {
             writer,
             reader,
@@ -327,11 +329,45 @@ struct QueuedTimestamp {
 /// Rows per multi-row INSERT: 9 parameters each stays far below SQLite's 32,766.
 const ROWS_PER_INSERT: usize = 128;
 
-async fn run_writer(pool: SqlitePool, clock: SharedClock, mut queue: mpsc::Receiver<Write>) {
+/// The writer task: one batch at a time, on a connection of its own when `dedicated` (taken
+/// out of the pool, which would ping it on every return: a round trip per batch), else borrowed
+/// from the pool per batch. A batch that could not begin or commit leaves the connection behind.
+async fn run_writer(
+    pool: SqlitePool,
+    clock: SharedClock,
+    mut queue: mpsc::Receiver<Write>,
+    dedicated: bool,
+) {
     let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
     let mut head = None;
+    let mut own: Option<SqliteConnection> = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        run_batch(&pool, &clock, &mut head, std::mem::take(&mut batch)).await;
+        let batch = std::mem::take(&mut batch);
+        let healthy = if dedicated {
+            let conn = match own.as_mut() {
+                Some(conn) => conn,
+                None => match pool.acquire().await {
+                    Ok(conn) => own.insert(conn.detach()),
+                    Err(e) => {
+                        fail_all(batch, &e.to_string());
+                        continue;
+                    }
+                },
+            };
+            run_batch(conn, &clock, &mut head, batch).await
+        } else {
+            match pool.acquire().await {
+                Ok(mut conn) => run_batch(&mut conn, &clock, &mut head, batch).await,
+                Err(e) => {
+                    fail_all(batch, &e.to_string());
+                    continue;
+                }
+            }
+        };
+        if !healthy {
+            own = None;
+            head = None;
+        }
     }
 }
 
@@ -378,39 +414,40 @@ fn unavailable(operation: &'static str, detail: &str) -> StoreError {
 /// transaction; the other jobs' writes stand. Any other error (an I/O error, a corrupt row) may have
 /// left part of a job's writes behind, or made SQLite roll back the whole transaction: the batch is
 /// rolled back and every job in it is answered with an error, so nothing half-done is ever committed.
+///
+/// Returns `false` if the connection failed (a transaction could not begin or commit).
 async fn run_batch(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     clock: &SharedClock,
     head: &mut Option<AuditHead>,
     batch: Vec<Write>,
-) {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return fail_all(batch, &e.to_string()),
-    };
+) -> bool {
     // A batch of audit records only, or of serials only, that fits one INSERT: that statement
     // alone is atomic and, with synchronous=FULL, durable when it returns, so it needs no
     // BEGIN and COMMIT (two more round trips to the SQLite thread).
     let batch = match one_statement_batch(batch) {
         Ok(OneStatement::Audits(audits)) => {
             let mut answers = Vec::with_capacity(audits.len());
-            match append_audits(&mut conn, clock, head, audits, false, &mut answers).await {
-                Ok(true) => return answers.into_iter().for_each(|answer| answer(Ok(()))),
-                Ok(false) => return,
+            match append_audits(conn, clock, head, audits, false, &mut answers).await {
+                Ok(true) => {
+                    answers.into_iter().for_each(|answer| answer(Ok(())));
+                    return true;
+                }
+                Ok(false) => return true,
                 // Another process appended: again, under the write lock.
                 Err(audits) => audits.into_iter().map(Write::Audit).collect(),
             }
         }
         Ok(OneStatement::Timestamps(timestamps)) => {
-            match insert_timestamps_at_once(&mut conn, timestamps).await {
+            match insert_timestamps_at_once(conn, timestamps).await {
                 // A duplicate serial: the statement did nothing; one by one in a transaction.
                 Err(timestamps) => timestamps.into_iter().map(Write::Timestamp).collect(),
-                Ok(()) => return,
+                Ok(()) => return true,
             }
         }
         Err(batch) => batch,
     };
-    run_transaction(&mut conn, clock, head, batch).await;
+    run_transaction(conn, clock, head, batch).await
 }
 
 /// Runs `batch` in one `BEGIN IMMEDIATE` transaction (see [`run_batch`]).
@@ -419,10 +456,13 @@ async fn run_transaction(
     clock: &SharedClock,
     head: &mut Option<AuditHead>,
     batch: Vec<Write>,
-) {
+) -> bool {
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
-        Err(e) => return fail_all(batch, &e.to_string()),
+        Err(e) => {
+            fail_all(batch, &e.to_string());
+            return false;
+        }
     };
     let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
     let mut pending = Pending::default();
@@ -466,6 +506,9 @@ async fn run_transaction(
     for answer in answers {
         answer(outcome.as_ref().map(|_| ()).map_err(String::as_str));
     }
+    // A broken batch was rolled back on a working connection; a failed commit is the
+    // connection's.
+    broken || outcome.is_ok()
 }
 
 /// A batch that one INSERT can write.
@@ -965,7 +1008,13 @@ mod group_commit_tests {
             })
         });
         let (c, rc) = job("c", None);
-        run_batch(store.pool(), &store.clock, &mut None, jobs([a, b, c])).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut None,
+            jobs([a, b, c]),
+        )
+        .await;
         assert!(ra.await.expect("answered").is_ok());
         assert_eq!(
             rb.await.expect("answered").expect_err("refused").code(),
@@ -985,7 +1034,13 @@ mod group_commit_tests {
         let (a, ra) = job("a", None);
         let (b, rb) = job("b", Some(corrupt));
         let (c, rc) = job("c", None);
-        run_batch(store.pool(), &store.clock, &mut None, jobs([a, b, c])).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut None,
+            jobs([a, b, c]),
+        )
+        .await;
         assert_eq!(
             ra.await.expect("answered").expect_err("rolled back").code(),
             "store_unavailable"
@@ -1004,7 +1059,13 @@ mod group_commit_tests {
         );
         // The writer goes on working afterwards.
         let (d, rd) = job("d", None);
-        run_batch(store.pool(), &store.clock, &mut None, jobs([d])).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut None,
+            jobs([d]),
+        )
+        .await;
         assert!(rd.await.expect("answered").is_ok());
         assert_eq!(names(&store).await, ["d"]);
     }
@@ -1125,7 +1186,7 @@ mod row_batch_tests {
         let (c, rc) = audit("c");
         let (t2, rt2) = timestamp(2);
         run_batch(
-            store.pool(),
+            &mut store.pool().acquire().await.expect("connection"),
             &store.clock,
             &mut head,
             vec![a, t1, b, job, c, t2],
@@ -1149,7 +1210,13 @@ mod row_batch_tests {
 
         // A later batch goes on from the stored head.
         let (d, rd) = audit("d");
-        run_batch(store.pool(), &store.clock, &mut head, vec![d]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![d],
+        )
+        .await;
         assert_eq!(rd.await.expect("answered").expect("d").seq, 5);
         assert_eq!(verify_chain(&chain(&store).await), Ok(()));
     }
@@ -1159,7 +1226,13 @@ mod row_batch_tests {
         let (_dir, store) = store().await;
         let mut head = None;
         let (t1, rt1) = timestamp(1);
-        run_batch(store.pool(), &store.clock, &mut head, vec![t1]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![t1],
+        )
+        .await;
         rt1.await.expect("answered").expect("first");
         // 1 again (taken in the ledger), 3 twice in the same batch.
         let (again, r_again) = timestamp(1);
@@ -1168,7 +1241,7 @@ mod row_batch_tests {
         let (t4, rt4) = timestamp(4);
         let (a, ra) = audit("a");
         run_batch(
-            store.pool(),
+            &mut store.pool().acquire().await.expect("connection"),
             &store.clock,
             &mut head,
             vec![again, t3, a, t3_twice, t4],
@@ -1199,7 +1272,7 @@ mod row_batch_tests {
         let (b, rb) = audit("b");
         let (t2, rt2) = timestamp(2);
         run_batch(
-            store.pool(),
+            &mut store.pool().acquire().await.expect("connection"),
             &store.clock,
             &mut head,
             vec![a, t1, job, b, t2],
@@ -1240,7 +1313,13 @@ mod row_batch_tests {
         assert_eq!(store.count_timestamps().await.expect("count"), 0);
         // The chain starts afresh from the untouched head.
         let (c, rc) = audit("c");
-        run_batch(store.pool(), &store.clock, &mut head, vec![c]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![c],
+        )
+        .await;
         assert_eq!(rc.await.expect("answered").expect("c").seq, 1);
     }
 
@@ -1255,7 +1334,13 @@ mod row_batch_tests {
             writes.push(w);
             replies.push(r);
         }
-        run_batch(store.pool(), &store.clock, &mut head, writes).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            writes,
+        )
+        .await;
         for (i, reply) in replies.into_iter().enumerate() {
             let seq = reply.await.expect("answered").expect("appended").seq;
             assert_eq!(seq, i as i64 + 1);
@@ -1270,7 +1355,13 @@ mod row_batch_tests {
         let (_dir, store) = store().await;
         let mut head = None;
         let (a, ra) = audit("a");
-        run_batch(store.pool(), &store.clock, &mut head, vec![a]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![a],
+        )
+        .await;
         assert_eq!(ra.await.expect("answered").expect("a").seq, 1);
         assert_eq!(head.map(|h| h.seq), Some(1), "the writer notes its head");
         // Another writer (here the store's own, standing for the CLI in another process)
@@ -1289,7 +1380,13 @@ mod row_batch_tests {
         }
         // Alone (one statement, no transaction) and beside a serial (in a transaction).
         let (b, rb) = audit("b");
-        run_batch(store.pool(), &store.clock, &mut head, vec![b]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![b],
+        )
+        .await;
         assert_eq!(rb.await.expect("answered").expect("b").seq, 4);
         store
             .append_audit(&NewAuditEvent {
@@ -1303,7 +1400,13 @@ mod row_batch_tests {
             .expect("other append");
         let (c, rc) = audit("c");
         let (t1, rt1) = timestamp(1);
-        run_batch(store.pool(), &store.clock, &mut head, vec![c, t1]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![c, t1],
+        )
+        .await;
         assert_eq!(rc.await.expect("answered").expect("c").seq, 6);
         rt1.await.expect("answered").expect("t1");
         let records = chain(&store).await;
@@ -1318,12 +1421,24 @@ mod row_batch_tests {
         let mut head = None;
         let (t1, rt1) = timestamp(1);
         let (t2, rt2) = timestamp(2);
-        run_batch(store.pool(), &store.clock, &mut head, vec![t1, t2]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![t1, t2],
+        )
+        .await;
         rt1.await.expect("answered").expect("1");
         rt2.await.expect("answered").expect("2");
         let (t2_again, rt2_again) = timestamp(2);
         let (t3, rt3) = timestamp(3);
-        run_batch(store.pool(), &store.clock, &mut head, vec![t3, t2_again]).await;
+        run_batch(
+            &mut store.pool().acquire().await.expect("connection"),
+            &store.clock,
+            &mut head,
+            vec![t3, t2_again],
+        )
+        .await;
         rt3.await.expect("answered").expect("3");
         assert_eq!(
             rt2_again
