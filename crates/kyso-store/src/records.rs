@@ -549,6 +549,23 @@ pub struct TimestampRecord {
     pub created_at: i64,
 }
 
+impl NewTimestamp {
+    /// The ledger's record of this timestamp, stored at `created_at`.
+    pub fn recorded(self, created_at: i64) -> TimestampRecord {
+        TimestampRecord {
+            serial: self.serial,
+            gen_time_micros: self.gen_time_micros,
+            policy: self.policy,
+            hash_algorithm: self.hash_algorithm,
+            message_imprint: self.message_imprint,
+            nonce: self.nonce,
+            token_sha256: self.token_sha256,
+            tsa_key: self.tsa_key,
+            created_at,
+        }
+    }
+}
+
 /// A verification report to keep (`Store::insert_verification`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewVerification {

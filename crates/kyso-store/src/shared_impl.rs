@@ -873,17 +873,7 @@ macro_rules! impl_store {
                         StoreError::Database { operation: "record_timestamp", source: e }
                     }
                 })?;
-                Ok(TimestampRecord {
-                    serial: ts.serial,
-                    gen_time_micros: ts.gen_time_micros,
-                    policy: ts.policy,
-                    hash_algorithm: ts.hash_algorithm,
-                    message_imprint: ts.message_imprint,
-                    nonce: ts.nonce,
-                    token_sha256: ts.token_sha256,
-                    tsa_key: ts.tsa_key,
-                    created_at: now,
-                })
+                Ok(ts.recorded(now))
             }
 
             /// Appends `event` (its compact JSON `details` already checked) to the hash chain inside

@@ -764,7 +764,7 @@ async fn insert_timestamps(
         match result {
             Ok(_) => {
                 for QueuedTimestamp { ts, now, reply } in chunk {
-                    answers.push(answer_with(OP, reply, Ok(timestamp_record(ts, now))));
+                    answers.push(answer_with(OP, reply, Ok(ts.recorded(now))));
                 }
             }
             Err(e) if is_unique_violation(&e) => {
@@ -804,7 +804,7 @@ async fn insert_timestamps_at_once(
     match result {
         Ok(_) => {
             for QueuedTimestamp { ts, now, reply } in timestamps {
-                let _ = reply.send(Ok(timestamp_record(ts, now)));
+                let _ = reply.send(Ok(ts.recorded(now)));
             }
             Ok(())
         }
@@ -838,20 +838,6 @@ fn timestamps_insert(chunk: &[QueuedTimestamp]) -> sqlx::QueryBuilder<sqlx::Sqli
 
 fn fail_timestamps(timestamps: impl IntoIterator<Item = QueuedTimestamp>, detail: &str) {
     fail_all(timestamps.into_iter().map(Write::Timestamp), detail);
-}
-
-fn timestamp_record(ts: NewTimestamp, now: i64) -> TimestampRecord {
-    TimestampRecord {
-        serial: ts.serial,
-        gen_time_micros: ts.gen_time_micros,
-        policy: ts.policy,
-        hash_algorithm: ts.hash_algorithm,
-        message_imprint: ts.message_imprint,
-        nonce: ts.nonce,
-        token_sha256: ts.token_sha256,
-        tsa_key: ts.tsa_key,
-        created_at: now,
-    }
 }
 
 /// How a written row is answered once its batch's fate is known: with `result` if the batch
@@ -937,9 +923,10 @@ mod group_commit_tests {
 
     use super::*;
 
-    type Reply = oneshot::Receiver<Result<i64, StoreError>>;
+    pub(super) type Reply = oneshot::Receiver<Result<i64, StoreError>>;
 
-    fn make_job<F>(run: F) -> (Box<dyn WriteJob>, Reply)
+    /// A job running `run`, and where its answer comes.
+    pub(super) fn make_job<F>(run: F) -> (Box<dyn WriteJob>, Reply)
     where
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<i64, StoreError>>
             + Send
@@ -1077,6 +1064,7 @@ mod row_batch_tests {
 
     use kyso_clock::ManualClock;
 
+    use super::group_commit_tests::{Reply, make_job};
     use super::*;
     use crate::Store;
     use crate::audit::verify_chain;
@@ -1091,6 +1079,12 @@ mod row_batch_tests {
             .await
             .expect("open");
         (dir, store)
+    }
+
+    /// Runs `writes` as one batch on a connection of the store's write pool.
+    async fn batch(store: &SqliteStore, head: &mut Option<AuditHead>, writes: Vec<Write>) {
+        let mut conn = store.pool().acquire().await.expect("connection");
+        run_batch(&mut conn, &store.clock, head, writes).await;
     }
 
     fn audit(action: &str) -> (Write, AuditReply) {
@@ -1133,10 +1127,7 @@ mod row_batch_tests {
 
     /// A job that appends an audit record itself (as issuance does, inside its own statements),
     /// then fails with `error` if given.
-    fn job_with_audit(
-        clock: SharedClock,
-        error: Option<StoreError>,
-    ) -> (Write, oneshot::Receiver<Result<i64, StoreError>>) {
+    fn job_with_audit(clock: SharedClock, error: Option<StoreError>) -> (Write, Reply) {
         job_of(move |conn| {
             Box::pin(async move {
                 let event = NewAuditEvent {
@@ -1156,18 +1147,13 @@ mod row_batch_tests {
         })
     }
 
-    fn job_of<F>(run: F) -> (Write, oneshot::Receiver<Result<i64, StoreError>>)
+    fn job_of<F>(run: F) -> (Write, Reply)
     where
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<i64, StoreError>>
             + Send
             + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Job {
-            operation: "test",
-            run,
-            reply,
-        });
+        let (job, answer) = make_job(run);
         (Write::Job(job), answer)
     }
 
@@ -1185,13 +1171,7 @@ mod row_batch_tests {
         let (job, rjob) = job_with_audit(store.clock.clone(), None);
         let (c, rc) = audit("c");
         let (t2, rt2) = timestamp(2);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![a, t1, b, job, c, t2],
-        )
-        .await;
+        batch(&store, &mut head, vec![a, t1, b, job, c, t2]).await;
         let seqs = [
             ra.await.expect("answered").expect("a").seq,
             rb.await.expect("answered").expect("b").seq,
@@ -1210,13 +1190,7 @@ mod row_batch_tests {
 
         // A later batch goes on from the stored head.
         let (d, rd) = audit("d");
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![d],
-        )
-        .await;
+        batch(&store, &mut head, vec![d]).await;
         assert_eq!(rd.await.expect("answered").expect("d").seq, 5);
         assert_eq!(verify_chain(&chain(&store).await), Ok(()));
     }
@@ -1226,13 +1200,7 @@ mod row_batch_tests {
         let (_dir, store) = store().await;
         let mut head = None;
         let (t1, rt1) = timestamp(1);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![t1],
-        )
-        .await;
+        batch(&store, &mut head, vec![t1]).await;
         rt1.await.expect("answered").expect("first");
         // 1 again (taken in the ledger), 3 twice in the same batch.
         let (again, r_again) = timestamp(1);
@@ -1240,13 +1208,7 @@ mod row_batch_tests {
         let (t3_twice, rt3_twice) = timestamp(3);
         let (t4, rt4) = timestamp(4);
         let (a, ra) = audit("a");
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![again, t3, a, t3_twice, t4],
-        )
-        .await;
+        batch(&store, &mut head, vec![again, t3, a, t3_twice, t4]).await;
         let code = |r: Result<TimestampRecord, StoreError>| r.expect_err("refused").code();
         assert_eq!(code(r_again.await.expect("answered")), "duplicate_serial");
         assert_eq!(code(rt3_twice.await.expect("answered")), "duplicate_serial");
@@ -1271,13 +1233,7 @@ mod row_batch_tests {
         let (job, rjob) = job_with_audit(store.clock.clone(), Some(corrupt));
         let (b, rb) = audit("b");
         let (t2, rt2) = timestamp(2);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![a, t1, job, b, t2],
-        )
-        .await;
+        batch(&store, &mut head, vec![a, t1, job, b, t2]).await;
         assert_eq!(
             rjob.await.expect("answered").expect_err("own error").code(),
             "store_corrupt"
@@ -1313,13 +1269,7 @@ mod row_batch_tests {
         assert_eq!(store.count_timestamps().await.expect("count"), 0);
         // The chain starts afresh from the untouched head.
         let (c, rc) = audit("c");
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![c],
-        )
-        .await;
+        batch(&store, &mut head, vec![c]).await;
         assert_eq!(rc.await.expect("answered").expect("c").seq, 1);
     }
 
@@ -1334,13 +1284,7 @@ mod row_batch_tests {
             writes.push(w);
             replies.push(r);
         }
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            writes,
-        )
-        .await;
+        batch(&store, &mut head, writes).await;
         for (i, reply) in replies.into_iter().enumerate() {
             let seq = reply.await.expect("answered").expect("appended").seq;
             assert_eq!(seq, i as i64 + 1);
@@ -1355,13 +1299,7 @@ mod row_batch_tests {
         let (_dir, store) = store().await;
         let mut head = None;
         let (a, ra) = audit("a");
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![a],
-        )
-        .await;
+        batch(&store, &mut head, vec![a]).await;
         assert_eq!(ra.await.expect("answered").expect("a").seq, 1);
         assert_eq!(head.map(|h| h.seq), Some(1), "the writer notes its head");
         // Another writer (here the store's own, standing for the CLI in another process)
@@ -1380,13 +1318,7 @@ mod row_batch_tests {
         }
         // Alone (one statement, no transaction) and beside a serial (in a transaction).
         let (b, rb) = audit("b");
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![b],
-        )
-        .await;
+        batch(&store, &mut head, vec![b]).await;
         assert_eq!(rb.await.expect("answered").expect("b").seq, 4);
         store
             .append_audit(&NewAuditEvent {
@@ -1400,13 +1332,7 @@ mod row_batch_tests {
             .expect("other append");
         let (c, rc) = audit("c");
         let (t1, rt1) = timestamp(1);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![c, t1],
-        )
-        .await;
+        batch(&store, &mut head, vec![c, t1]).await;
         assert_eq!(rc.await.expect("answered").expect("c").seq, 6);
         rt1.await.expect("answered").expect("t1");
         let records = chain(&store).await;
@@ -1421,24 +1347,12 @@ mod row_batch_tests {
         let mut head = None;
         let (t1, rt1) = timestamp(1);
         let (t2, rt2) = timestamp(2);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![t1, t2],
-        )
-        .await;
+        batch(&store, &mut head, vec![t1, t2]).await;
         rt1.await.expect("answered").expect("1");
         rt2.await.expect("answered").expect("2");
         let (t2_again, rt2_again) = timestamp(2);
         let (t3, rt3) = timestamp(3);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut head,
-            vec![t3, t2_again],
-        )
-        .await;
+        batch(&store, &mut head, vec![t3, t2_again]).await;
         rt3.await.expect("answered").expect("3");
         assert_eq!(
             rt2_again
