@@ -167,7 +167,8 @@ pub struct PresentedKey {
     pub hash: [u8; 32],
     prefix: String,
     method: axum::http::Method,
-    path: String,
+    /// For the audit record of a refusal (a reference-counted copy, not the path re-allocated).
+    uri: axum::http::Uri,
 }
 
 impl PresentedKey {
@@ -198,7 +199,7 @@ impl PresentedKey {
     pub async fn refuse_unknown(&self, state: &AppState) -> AppError {
         let failure = AuthFailure {
             method: &self.method,
-            path: &self.path,
+            path: self.uri.path(),
         };
         auth_failed(
             state,
@@ -242,7 +243,7 @@ impl FromRequestParts<AppState> for PresentedKey {
                 hash: hash_key(key),
                 prefix: display_prefix(key).to_owned(),
                 method: parts.method.clone(),
-                path: parts.uri.path().chars().take(256).collect(),
+                uri: parts.uri.clone(),
             }),
             Err((reason, prefix)) => Err(auth_failed(state, failure, reason, prefix).await),
         }

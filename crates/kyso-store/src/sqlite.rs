@@ -55,7 +55,8 @@ const QUEUE: usize = 4096;
 /// A [`Store`](crate::Store) on SQLite.
 #[derive(Debug)]
 pub struct SqliteStore {
-    /// The one write connection's pool; the writer task uses it (tests reach it via `pool`).
+    /// The write connection's pool: the writer task takes its connection out of it (in memory,
+    /// borrows it per batch); tests reach under the API through it (`pool`).
     writer: SqlitePool,
     reader: SqlitePool,
     /// The hot path's reads; `None` in memory, where the pool's one connection is the database.
@@ -519,30 +520,35 @@ enum OneStatement {
 
 /// The batch as [`OneStatement`], or given back unchanged.
 fn one_statement_batch(batch: Vec<Write>) -> Result<OneStatement, Vec<Write>> {
-    if batch.len() > ROWS_PER_INSERT {
-        return Err(batch);
-    }
-    if batch.iter().all(|w| matches!(w, Write::Audit(_))) {
-        let audits = batch
-            .into_iter()
-            .filter_map(|w| match w {
-                Write::Audit(audit) => Some(audit),
-                _ => None,
-            })
-            .collect();
+    let fits = !batch.is_empty() && batch.len() <= ROWS_PER_INSERT;
+    if fits && batch.iter().all(|w| matches!(w, Write::Audit(_))) {
+        let audits = batch.into_iter().filter_map(Write::into_audit).collect();
         return Ok(OneStatement::Audits(audits));
     }
-    if batch.iter().all(|w| matches!(w, Write::Timestamp(_))) {
+    if fits && batch.iter().all(|w| matches!(w, Write::Timestamp(_))) {
         let timestamps = batch
             .into_iter()
-            .filter_map(|w| match w {
-                Write::Timestamp(ts) => Some(ts),
-                _ => None,
-            })
+            .filter_map(Write::into_timestamp)
             .collect();
         return Ok(OneStatement::Timestamps(timestamps));
     }
     Err(batch)
+}
+
+impl Write {
+    fn into_audit(self) -> Option<QueuedAudit> {
+        match self {
+            Write::Audit(audit) => Some(audit),
+            _ => None,
+        }
+    }
+
+    fn into_timestamp(self) -> Option<QueuedTimestamp> {
+        match self {
+            Write::Timestamp(ts) => Some(ts),
+            _ => None,
+        }
+    }
 }
 
 const BATCH_FAILED: &str = "another write in the same transaction failed; nothing was stored";
