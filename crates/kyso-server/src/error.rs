@@ -347,7 +347,8 @@ fn store_status(e: &kyso_store::StoreError) -> StatusCode {
         | S::AlreadyRevoked { .. }
         | S::AlreadyOnHold { .. }
         | S::NotOnHold { .. }
-        | S::CrlNumberNotIncreasing { .. } => StatusCode::CONFLICT,
+        | S::CrlNumberNotIncreasing { .. }
+        | S::AuthorisationChanged { .. } => StatusCode::CONFLICT,
         S::InvalidInput { .. } | S::UnknownReference { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         S::Connect { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -370,6 +371,10 @@ fn store_message_vi(e: &kyso_store::StoreError) -> String {
         S::AlreadyCompleted { serial } => format!("Chứng thư số {serial} đã được hoàn tất."),
         S::InvalidInput { field, reason } => format!("Giá trị {field} không hợp lệ: {reason}"),
         S::UnknownReference { what } => format!("Tham chiếu {what} không tồn tại."),
+        S::AuthorisationChanged { .. } => {
+            "Quyền ký thay đổi nhiều lần trong lúc ký; chữ ký chưa được phát hành, hãy gửi lại yêu cầu."
+                .to_owned()
+        }
         other => format!("Lỗi lưu trữ: {}", other.code()),
     }
 }

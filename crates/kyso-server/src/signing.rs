@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+pub mod authorisations;
+pub use authorisations::SigningAuthorisations;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kyso_cades::{CadesSigner, Content, Level, SignError, SignOptions, ValidationDataSource};
@@ -279,17 +282,44 @@ pub async fn sign_documents_checked(
 ) -> Result<SignOutcome, AppError> {
     let CheckedSigner { signer, status } = checked;
     if let Err(refusal) = status {
-        state
-            .audit(NewAuditEvent {
-                actor: actor.to_owned(),
-                action: "sign.cms".to_owned(),
-                target: format!("key:{key}"),
-                outcome: AuditOutcome::Failure,
-                details: serde_json::json!({ "reason": refusal.code() }),
-            })
-            .await?;
-        return Err(refusal);
+        return Err(refuse_signer(state, actor, key, refusal).await?);
     }
+    let outcome = sign_unreleased(state, key, signer, level, packaging, documents).await;
+    state.audit(outcome.release_event(actor)).await?;
+    Ok(outcome)
+}
+
+/// Audits a call refused for the signing key's certificate (its status or validity now); gives
+/// the refusal to answer with.
+pub async fn refuse_signer(
+    state: &AppState,
+    actor: &str,
+    key: &str,
+    refusal: AppError,
+) -> Result<AppError, AppError> {
+    state
+        .audit(NewAuditEvent {
+            actor: actor.to_owned(),
+            action: "sign.cms".to_owned(),
+            target: format!("key:{key}"),
+            outcome: AuditOutcome::Failure,
+            details: serde_json::json!({ "reason": refusal.code() }),
+        })
+        .await?;
+    Ok(refusal)
+}
+
+/// Signs every document with `signer`, whose use the caller has checked. Nothing is released
+/// yet: the outcome goes out only once its [`release_event`](SignOutcome::release_event) is in
+/// the audit log.
+pub async fn sign_unreleased(
+    state: &AppState,
+    key: &str,
+    signer: Arc<CadesSigner>,
+    level: Level,
+    packaging: Packaging,
+    documents: Vec<DocumentRequest>,
+) -> SignOutcome {
     let signing_time = state.clock().now_utc();
     let options = SignOptions::new(level, signing_time);
     let own_ca = state.trust().own_ca();
@@ -307,38 +337,42 @@ pub async fn sign_documents_checked(
         state.metrics().cms_signature(level.name(), outcome);
         results.push(DocumentOutcome { id, result });
     }
-    let signed: Vec<&str> = results
-        .iter()
-        .filter_map(|o| o.result.as_ref().ok().map(|s| s.document_sha256.as_str()))
-        .collect();
-    let outcome = SignOutcome {
+    SignOutcome {
         key: key.to_owned(),
         level,
         packaging,
         signer,
         signing_time,
-        results: Vec::new(),
-    };
-    state
-        .audit(NewAuditEvent {
+        results,
+    }
+}
+
+impl SignOutcome {
+    /// The audit record of this call for `actor`, whose writing releases its signatures.
+    pub fn release_event(&self, actor: &str) -> NewAuditEvent {
+        let signed: Vec<&str> = self
+            .results
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok().map(|s| s.document_sha256.as_str()))
+            .collect();
+        NewAuditEvent {
             actor: actor.to_owned(),
             action: "sign.cms".to_owned(),
-            target: format!("key:{key}"),
+            target: format!("key:{}", self.key),
             outcome: if signed.is_empty() {
                 AuditOutcome::Failure
             } else {
                 AuditOutcome::Success
             },
             details: serde_json::json!({
-                "level": level.name(),
-                "packaging": packaging,
-                "certificate_serial": outcome.certificate_serial(),
-                "documents": document_count,
+                "level": self.level.name(),
+                "packaging": self.packaging,
+                "certificate_serial": self.certificate_serial(),
+                "documents": self.results.len(),
                 "signed_sha256": signed,
             }),
-        })
-        .await?;
-    Ok(SignOutcome { results, ..outcome })
+        }
+    }
 }
 
 async fn sign_one(

@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::ocsp_cache::OcspCache;
 use crate::pki::Pki;
+use crate::signing::SigningAuthorisations;
 use crate::trust_services::TrustServices;
 
 /// The application state. Cheap to clone.
@@ -29,6 +30,7 @@ struct Inner {
     trust: TrustServices,
     metrics: Metrics,
     touch: TouchTracker,
+    signing_authorisations: SigningAuthorisations,
     ocsp_cache: OcspCache,
     /// CAs whose CRL must be re-signed because a status change could not regenerate it.
     stale_crls: Mutex<BTreeSet<String>>,
@@ -55,6 +57,7 @@ impl AppState {
             trust,
             metrics: Metrics::new(),
             touch: TouchTracker::default(),
+            signing_authorisations: SigningAuthorisations::default(),
             ocsp_cache,
             stale_crls: Mutex::new(BTreeSet::new()),
         }))
@@ -98,6 +101,11 @@ impl AppState {
 
     pub(crate) fn touch_tracker(&self) -> &TouchTracker {
         &self.0.touch
+    }
+
+    /// Signing authorisations kept from earlier reads (see [`SigningAuthorisations`]).
+    pub fn signing_authorisations(&self) -> &SigningAuthorisations {
+        &self.0.signing_authorisations
     }
 
     pub(crate) fn ocsp_cache(&self) -> &OcspCache {

@@ -117,6 +117,18 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A signing authorisation was withdrawn (or something else that may have been) after it
+    /// was read: the audit record that would have released a signature made on it was not
+    /// written. Read the authorisation again.
+    #[error(
+        "signing authority changed since it was read (authorisation epoch {expected}, now {current})"
+    )]
+    AuthorisationChanged {
+        /// The epoch the authorisation was read at.
+        expected: i64,
+        /// The epoch now.
+        current: i64,
+    },
     /// The database holds a value this code does not understand.
     #[error("unexpected stored {what}: {detail}")]
     Corrupt {
@@ -146,6 +158,7 @@ impl StoreError {
             StoreError::NotOnHold { .. } => "not_on_hold",
             StoreError::CrlNumberNotIncreasing { .. } => "crl_number_not_increasing",
             StoreError::InvalidInput { .. } => "invalid_input",
+            StoreError::AuthorisationChanged { .. } => "authorisation_changed",
             StoreError::Corrupt { .. } => "store_corrupt",
         }
     }
@@ -163,7 +176,8 @@ impl StoreError {
             | StoreError::AlreadyOnHold { .. }
             | StoreError::NotOnHold { .. }
             | StoreError::CrlNumberNotIncreasing { .. }
-            | StoreError::InvalidInput { .. } => true,
+            | StoreError::InvalidInput { .. }
+            | StoreError::AuthorisationChanged { .. } => true,
             StoreError::BadUrl { .. }
             | StoreError::Connect { .. }
             | StoreError::Migrate { .. }

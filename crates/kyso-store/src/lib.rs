@@ -181,9 +181,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The signing hot path's one read: [`find_active_api_client`](Store::find_active_api_client)
     /// of `key_hash`, that client's [`has_key_grant`](Store::has_key_grant) of `key_name`, and
     /// [`certificate_status`](Store::certificate_status) of `serial`; `None` when no active client
-    /// has that key. All is read from the database each time (one round trip instead of three),
-    /// so a disabled client, a withdrawn grant or a revocation counts at once. `InvalidInput` for
-    /// a malformed serial.
+    /// has that key. All is read from the database (one round trip instead of three), with the
+    /// [`AuthorisationEpoch`] they were read at. `InvalidInput` for a malformed serial.
     async fn authorise_signing(
         &self,
         key_hash: &[u8],
@@ -218,6 +217,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Appends an event to the hash chain, atomically and serialised across all handles and nodes;
     /// returns the stored record (seq, time, hashes).
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRecord, StoreError>;
+    /// [`append_audit`](Store::append_audit), only if the authorisation epoch is still `epoch`
+    /// when the record is written: checked in the writing statement or under the write lock on
+    /// SQLite, and under a share lock on the epoch's row on PostgreSQL, so a withdrawal committed
+    /// by any process or node before the record is refused (`AuthorisationChanged`, nothing
+    /// written) and one committed after it follows it. A signature made on an authorisation kept
+    /// from an earlier read is released with this.
+    async fn append_audit_authorised(
+        &self,
+        event: &NewAuditEvent,
+        epoch: AuthorisationEpoch,
+    ) -> Result<AuditRecord, StoreError>;
     /// Up to `limit` records with `seq >= from_seq`, ascending.
     async fn list_audit(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
 }

@@ -95,14 +95,32 @@ impl PostgresStore {
     }
 
     /// One audit record in its own transaction (the head's row lock orders appenders on every node).
+    ///
+    /// With `authorised`, the transaction first reads the authorisation epoch under a share lock:
+    /// a withdrawal's trigger updates that row, so it waits for this transaction to commit, or
+    /// this read waits for it and then sees the advanced epoch (and writes nothing). The share
+    /// lock is taken before the head's, as every withdrawal takes the epoch's before any audit
+    /// append of its own, so the two never wait on each other in a cycle.
     async fn write_audit(
         &self,
         event: NewAuditEvent,
         details: String,
+        authorised: Option<AuthorisationEpoch>,
     ) -> Result<AuditRecord, StoreError> {
         let clock = self.clock.clone();
         self.write("append_audit", move |conn| {
             Box::pin(async move {
+                if let Some(AuthorisationEpoch(expected)) = authorised {
+                    let current: i64 = sqlx::query_scalar(
+                        "SELECT value FROM authorisation_epoch WHERE id = 1 FOR SHARE",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::db("append_audit"))?;
+                    if current != expected {
+                        return Err(StoreError::AuthorisationChanged { expected, current });
+                    }
+                }
                 Self::append_audit_on(conn, &clock, event, details, "append_audit").await
             })
         })

@@ -237,7 +237,17 @@ pub struct SigningAuthorisation {
     /// The active client holding the presented API key.
     pub client: ApiClientRecord,
     pub grant: KeyGrantAndStatus,
+    /// The authorisation epoch these were read at: a signature made on this authorisation is
+    /// released through `Store::append_audit_authorised` with it.
+    pub epoch: AuthorisationEpoch,
 }
+
+/// How many withdrawals of signing authority the database has seen: a client disabled, re-keyed,
+/// re-roled or removed, a key grant withdrawn, a good certificate revoked or put on hold (by any
+/// process or node). An authorisation read at one epoch still holds while the epoch is unchanged;
+/// additions (a new client, grant or certificate) leave it alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AuthorisationEpoch(pub i64);
 
 /// One entry for a CRL (`Store::list_revoked`): revoked or on hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,9 +3,10 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    ApiClientRecord, AuditRecord, CaRecord, CaRole, CertificateRecord, CertificateStatusRecord,
-    CrlRecord, KeyGrantAndStatus, KeyLocation, RevocationReason, RevokedEntry,
-    SigningAuthorisation, StaffFields, StaffRecord, TimestampRecord, VerificationRecord,
+    ApiClientRecord, AuditRecord, AuthorisationEpoch, CaRecord, CaRole, CertificateRecord,
+    CertificateStatusRecord, CrlRecord, KeyGrantAndStatus, KeyLocation, RevocationReason,
+    RevokedEntry, SigningAuthorisation, StaffFields, StaffRecord, TimestampRecord,
+    VerificationRecord,
 };
 
 /// Columns of `cas`, in [`CaRow`] order.
@@ -254,6 +255,7 @@ pub(crate) struct SigningAuthorisationRow {
     client: ApiClientRow,
     #[sqlx(flatten)]
     grant: GrantAndStatusRow,
+    epoch: i64,
 }
 
 impl SigningAuthorisationRow {
@@ -261,6 +263,7 @@ impl SigningAuthorisationRow {
         Ok(SigningAuthorisation {
             client: self.client.into_record()?,
             grant: self.grant.into_record()?,
+            epoch: AuthorisationEpoch(self.epoch),
         })
     }
 }
@@ -301,7 +304,8 @@ pub(crate) const SELECT_STATUS: &str = "SELECT ca, status, revoked_at, revocatio
 pub(crate) const SELECT_SIGNING_AUTHORISATION: &str = "SELECT \
      a.id, a.name, a.role, a.key_hash, a.key_prefix, a.created_at, a.disabled_at, a.last_used_at, \
      EXISTS (SELECT 1 FROM api_key_grants g WHERE g.client_id = a.id AND g.key_name = $2) AS granted, \
-     c.ca, c.status, c.revoked_at, c.revocation_reason, c.not_after, (c.der IS NOT NULL) AS issued \
+     c.ca, c.status, c.revoked_at, c.revocation_reason, c.not_after, (c.der IS NOT NULL) AS issued, \
+     (SELECT value FROM authorisation_epoch WHERE id = 1) AS epoch \
      FROM api_clients a LEFT JOIN certificates c ON c.serial = $3 \
      WHERE a.key_hash = $1 AND a.disabled_at IS NULL";
 

@@ -11,10 +11,12 @@
 //! - `async fn write_one(&self, operation, job)`: the same for a job that is ONE statement (SQLite:
 //!   the group-commit writer again; PostgreSQL: the statement in autocommit mode, which is atomic
 //!   on its own and saves the `BEGIN` and `COMMIT` round trips);
-//! - `async fn write_audit(&self, event, details)` and `async fn write_timestamp(&self, ts, now)`:
-//!   the two writes of the signing and timestamping hot paths, which a backend may batch its own
-//!   way (SQLite: many of them in one multi-row INSERT per group commit; PostgreSQL: `write` and
-//!   `write_one` with the shared `append_audit_on` and `insert_timestamp_on`);
+//! - `async fn write_audit(&self, event, details, authorised)` and
+//!   `async fn write_timestamp(&self, ts, now)`: the two writes of the signing and timestamping
+//!   hot paths, which a backend may batch its own way (SQLite: many of them in one multi-row
+//!   INSERT per group commit; PostgreSQL: `write` and `write_one` with the shared
+//!   `append_audit_on` and `insert_timestamp_on`). `authorised`, when set, is the authorisation
+//!   epoch the record may be written at only (see `Store::append_audit_authorised`);
 //! - `$lock`: the row-lock suffix for reads that must serialise writers (`" FOR UPDATE"` on
 //!   PostgreSQL; empty on SQLite, where `BEGIN IMMEDIATE` already holds the database write lock);
 //! - `$conn`: the backend's connection type, for the steps that several methods share
@@ -760,7 +762,16 @@ macro_rules! impl_store {
 
             async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRecord, StoreError> {
                 let details = validate::audit_event(event)?;
-                self.write_audit(event.clone(), details).await
+                self.write_audit(event.clone(), details, None).await
+            }
+
+            async fn append_audit_authorised(
+                &self,
+                event: &NewAuditEvent,
+                epoch: AuthorisationEpoch,
+            ) -> Result<AuditRecord, StoreError> {
+                let details = validate::audit_event(event)?;
+                self.write_audit(event.clone(), details, Some(epoch)).await
             }
 
             async fn list_audit(&self, from_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {

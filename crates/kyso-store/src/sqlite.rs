@@ -207,11 +207,13 @@ impl SqliteStore {
         &self,
         event: NewAuditEvent,
         details: String,
+        authorised: Option<AuthorisationEpoch>,
     ) -> Result<AuditRecord, StoreError> {
         self.queue("append_audit", |reply| {
             Write::Audit(QueuedAudit {
                 event,
                 details,
+                authorised,
                 reply,
             })
         })
@@ -317,6 +319,8 @@ struct QueuedAudit {
     event: NewAuditEvent,
     /// The event's details as compact JSON text, already checked.
     details: String,
+    /// The authorisation epoch the record may only be written at (it releases a signature).
+    authorised: Option<AuthorisationEpoch>,
     reply: oneshot::Sender<Result<AuditRecord, StoreError>>,
 }
 
@@ -605,17 +609,40 @@ impl Pending {
 /// If the first INSERT finds its `seq` taken, another process appended since `head` was noted.
 /// Under the write lock (`locked`, inside `BEGIN IMMEDIATE`) the stored head is then read and the
 /// records hashed again, once; without it, the records are given back (`Err`) to be appended
-/// again under the lock. Any other failure breaks the batch (an append never refuses): every
-/// record is answered with it and `Ok(false)` returned.
+/// again under the lock. Any other failure breaks the batch: every record is answered with it and
+/// `Ok(false)` returned.
+///
+/// Records that release a signature carry the authorisation epoch they may be written at. Under
+/// the lock the epoch is read once and a record of another epoch refused alone
+/// (`AuthorisationChanged`); without it, the one INSERT holds the condition itself (one epoch for
+/// all, else the records are given back at once) and, if the epoch has moved, writes nothing and
+/// gives the records back too.
 async fn append_audits(
     conn: &mut SqliteConnection,
     clock: &SharedClock,
     head: &mut Option<AuditHead>,
-    audits: Vec<QueuedAudit>,
+    mut audits: Vec<QueuedAudit>,
     locked: bool,
     answers: &mut Vec<Answer>,
 ) -> Result<bool, Vec<QueuedAudit>> {
     const OP: &str = "append_audit";
+    let condition = if locked {
+        if audits.iter().any(|a| a.authorised.is_some()) {
+            match refuse_unauthorised(conn, audits).await {
+                Ok(kept) => audits = kept,
+                Err(()) => return Ok(false),
+            }
+            if audits.is_empty() {
+                return Ok(true);
+            }
+        }
+        None
+    } else {
+        match one_epoch(&audits) {
+            Ok(condition) => condition,
+            Err(()) => return Err(audits),
+        }
+    };
     let mut retried = false;
     let (rows, last) = loop {
         let start = match head.take() {
@@ -629,8 +656,13 @@ async fn append_audits(
             },
         };
         let (rows, last) = chain_rows(clock, start, &audits);
-        match insert_audit_rows(conn, &audits, &rows).await {
-            Ok(()) => break (rows, last),
+        match insert_audit_rows(conn, &audits, &rows, condition).await {
+            Ok(true) => break (rows, last),
+            // The epoch has moved: nothing was written; again, under the write lock.
+            Ok(false) => {
+                *head = Some(start);
+                return Err(audits);
+            }
             Err((true, e)) if is_unique_violation(&e) && !locked => return Err(audits),
             Err((true, e)) if is_unique_violation(&e) && !retried => retried = true,
             Err((_, e)) => {
@@ -645,6 +677,7 @@ async fn append_audits(
             event,
             details,
             reply,
+            ..
         } = audit;
         let record = AuditRecord {
             seq: row.seq,
@@ -718,17 +751,69 @@ fn chain_rows(
     (rows, head)
 }
 
+/// The one authorisation epoch `audits` may be written at (`None` if none is bound to one), or
+/// `Err` if they name several.
+fn one_epoch(audits: &[QueuedAudit]) -> Result<Option<i64>, ()> {
+    let mut epochs = audits.iter().filter_map(|a| a.authorised);
+    let Some(first) = epochs.next() else {
+        return Ok(None);
+    };
+    if epochs.all(|e| e == first) {
+        Ok(Some(first.0))
+    } else {
+        Err(())
+    }
+}
+
+/// Under the write lock: refuses (answering at once, as nothing of theirs will be written) the
+/// records bound to an authorisation epoch other than the current one, and gives back the rest.
+/// `Err` if the epoch could not be read (every record is then answered with the failure).
+async fn refuse_unauthorised(
+    conn: &mut SqliteConnection,
+    audits: Vec<QueuedAudit>,
+) -> Result<Vec<QueuedAudit>, ()> {
+    let current: i64 =
+        match sqlx::query_scalar("SELECT value FROM authorisation_epoch WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await
+        {
+            Ok(current) => current,
+            Err(e) => {
+                fail_audits(audits, &e.to_string());
+                return Err(());
+            }
+        };
+    let (kept, refused): (Vec<_>, Vec<_>) = audits
+        .into_iter()
+        .partition(|a| a.authorised.is_none_or(|e| e.0 == current));
+    for audit in refused {
+        let expected = audit.authorised.map_or(current, |e| e.0);
+        let _ = audit
+            .reply
+            .send(Err(StoreError::AuthorisationChanged { expected, current }));
+    }
+    Ok(kept)
+}
+
 /// Inserts the rows, [`ROWS_PER_INSERT`] per statement; on failure, whether it was the first.
+/// With `condition`, an authorisation epoch, each statement writes its rows only if the epoch is
+/// still that (`Ok(false)`, after the first statement, if it was not: `condition` is for a batch
+/// of one statement).
 async fn insert_audit_rows(
     conn: &mut SqliteConnection,
     audits: &[QueuedAudit],
     rows: &[ChainRow],
-) -> Result<(), (bool, sqlx::Error)> {
+    condition: Option<i64>,
+) -> Result<bool, (bool, sqlx::Error)> {
+    debug_assert!(condition.is_none() || audits.len() <= ROWS_PER_INSERT);
     let pairs: Vec<(&QueuedAudit, &ChainRow)> = audits.iter().zip(rows).collect();
     for (index, chunk) in pairs.chunks(ROWS_PER_INSERT).enumerate() {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO audit_log (seq, at, actor, action, target, outcome, details, prev_hash, hash) ",
         );
+        if condition.is_some() {
+            insert.push("SELECT * FROM (");
+        }
         insert.push_values(chunk, |mut values, (audit, row)| {
             values
                 .push_bind(row.seq)
@@ -741,13 +826,21 @@ async fn insert_audit_rows(
                 .push_bind(row.prev_hash.as_slice())
                 .push_bind(row.hash.as_slice());
         });
-        insert
+        if let Some(epoch) = condition {
+            insert
+                .push(") WHERE (SELECT value FROM authorisation_epoch WHERE id = 1) = ")
+                .push_bind(epoch);
+        }
+        let done = insert
             .build()
             .execute(&mut *conn)
             .await
             .map_err(|e| (index == 0, e))?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn fail_audits(audits: Vec<QueuedAudit>, detail: &str) {
@@ -1094,6 +1187,11 @@ mod row_batch_tests {
     }
 
     fn audit(action: &str) -> (Write, AuditReply) {
+        release(action, None)
+    }
+
+    /// An audit record that releases a signature authorised at `epoch`.
+    fn release(action: &str, epoch: Option<i64>) -> (Write, AuditReply) {
         let (reply, answer) = oneshot::channel();
         let event = NewAuditEvent {
             actor: "client:1".into(),
@@ -1106,6 +1204,7 @@ mod row_batch_tests {
         let write = Write::Audit(QueuedAudit {
             event,
             details,
+            authorised: epoch.map(AuthorisationEpoch),
             reply,
         });
         (write, answer)
@@ -1369,5 +1468,147 @@ mod row_batch_tests {
             "duplicate_serial"
         );
         assert_eq!(store.count_timestamps().await.expect("count"), 3);
+    }
+
+    /// A client holding a grant of `key:k`, so that withdrawals have something to withdraw.
+    async fn granted_client(store: &SqliteStore) -> i64 {
+        let client = store
+            .create_api_client(&NewApiClient {
+                name: "one-stop shop".into(),
+                role: ClientRole::Client,
+                key_hash: vec![0xa1; 32],
+                key_prefix: "kyso_a1a1".into(),
+            })
+            .await
+            .expect("client");
+        store.grant_key(client.id, "k").await.expect("grant");
+        client.id
+    }
+
+    async fn epoch(store: &SqliteStore) -> i64 {
+        sqlx::query_scalar("SELECT value FROM authorisation_epoch WHERE id = 1")
+            .fetch_one(store.pool())
+            .await
+            .expect("epoch")
+    }
+
+    fn refused_epochs(answer: Result<AuditRecord, StoreError>) -> (i64, i64) {
+        match answer {
+            Err(StoreError::AuthorisationChanged { expected, current }) => (expected, current),
+            other => panic!("expected AuthorisationChanged, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn releases_at_the_current_epoch_are_written_in_one_statement() {
+        let (_dir, store) = store().await;
+        granted_client(&store).await;
+        let now = epoch(&store).await;
+        let mut head = None;
+        let (a, ra) = release("a", Some(now));
+        let (b, rb) = audit("b");
+        let (c, rc) = release("c", Some(now));
+        batch(&store, &mut head, vec![a, b, c]).await;
+        let seqs = [
+            ra.await.expect("answered").expect("a").seq,
+            rb.await.expect("answered").expect("b").seq,
+            rc.await.expect("answered").expect("c").seq,
+        ];
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(verify_chain(&chain(&store).await), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_withdrawal_refuses_only_the_releases_read_before_it() {
+        let (_dir, store) = store().await;
+        let client = granted_client(&store).await;
+        let before = epoch(&store).await;
+        assert!(store.revoke_key_grant(client, "k").await.expect("withdraw"));
+        let after = epoch(&store).await;
+        assert_eq!(after, before + 1);
+        let mut head = None;
+        // All of one stale epoch: the one conditional INSERT writes nothing, and the batch is
+        // judged again under the write lock.
+        let (a, ra) = release("a", Some(before));
+        let (b, rb) = release("b", Some(before));
+        batch(&store, &mut head, vec![a, b]).await;
+        assert_eq!(refused_epochs(ra.await.expect("answered")), (before, after));
+        assert_eq!(refused_epochs(rb.await.expect("answered")), (before, after));
+        assert!(chain(&store).await.is_empty());
+        // Mixed epochs, with records bound to none: only the stale release is refused, and the
+        // chain goes on from where it stood.
+        let (c, rc) = release("c", Some(before));
+        let (d, rd) = release("d", Some(after));
+        let (e, re) = audit("e");
+        batch(&store, &mut head, vec![c, d, e]).await;
+        assert_eq!(refused_epochs(rc.await.expect("answered")), (before, after));
+        assert_eq!(rd.await.expect("answered").expect("d").seq, 1);
+        assert_eq!(re.await.expect("answered").expect("e").seq, 2);
+        let records = chain(&store).await;
+        let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["d", "e"]);
+        assert_eq!(verify_chain(&records), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_withdrawal_in_the_same_batch_counts_from_its_place_in_the_queue() {
+        let (_dir, store) = store().await;
+        let client = granted_client(&store).await;
+        let now = epoch(&store).await;
+        let mut head = None;
+        let (a, ra) = release("a", Some(now));
+        let (withdraw, rwithdraw) = job_of(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query("UPDATE api_clients SET disabled_at = 7 WHERE id = $1")
+                    .bind(client)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db("test"))?;
+                Ok(done.rows_affected() as i64)
+            })
+        });
+        let (b, rb) = release("b", Some(now));
+        batch(&store, &mut head, vec![a, withdraw, b]).await;
+        assert_eq!(ra.await.expect("answered").expect("a").seq, 1);
+        assert_eq!(rwithdraw.await.expect("answered").expect("withdraw"), 1);
+        assert_eq!(refused_epochs(rb.await.expect("answered")), (now, now + 1));
+        assert_eq!(chain(&store).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn only_withdrawals_advance_the_epoch() {
+        let (_dir, store) = store().await;
+        let mut expected = epoch(&store).await;
+        // Additions and a key's use leave it alone.
+        let client = granted_client(&store).await;
+        store.touch_api_client(client).await.expect("touch");
+        store.grant_key(client, "other").await.expect("grant");
+        assert_eq!(epoch(&store).await, expected);
+        // Each withdrawal advances it once.
+        assert!(
+            store
+                .revoke_key_grant(client, "other")
+                .await
+                .expect("withdraw")
+        );
+        expected += 1;
+        assert_eq!(epoch(&store).await, expected);
+        // Withdrawing a grant that is not there changes nothing.
+        assert!(
+            !store
+                .revoke_key_grant(client, "other")
+                .await
+                .expect("withdraw")
+        );
+        assert_eq!(epoch(&store).await, expected);
+        store.disable_api_client(client).await.expect("disable");
+        expected += 1;
+        assert_eq!(epoch(&store).await, expected);
+        // Disabling again (COALESCE keeps the first time) changes nothing.
+        store
+            .disable_api_client(client)
+            .await
+            .expect("disable again");
+        assert_eq!(epoch(&store).await, expected);
     }
 }

@@ -98,6 +98,7 @@ cases!(
     staff_crud,
     api_clients_and_grants,
     signing_authorisation_in_one_read,
+    signing_authorisation_epoch_guards_releases,
     audit_concurrent_appends_form_a_valid_chain,
     audit_tampering_is_detected,
     two_handles_share_one_database,
@@ -1023,11 +1024,16 @@ async fn signing_authorisation_in_one_read(env: Env) {
     };
     // Each part answers what its own method answers: the client, granted or not, known serial
     // or not.
+    let epoch = authorise(hash_of(client.id), "seal-stp", issued.clone())
+        .await
+        .expect("an active client")
+        .epoch;
     for (client_id, key) in [(client.id, "seal-stp"), (other.id, "seal-stp")] {
         for serial in [&issued, &reserved, &unknown] {
             assert_eq!(
                 authorise(hash_of(client_id), key, serial.clone()).await,
                 Some(SigningAuthorisation {
+                    epoch,
                     client: store
                         .find_active_api_client(&hash_of(client_id))
                         .await
@@ -1127,6 +1133,109 @@ async fn signing_authorisation_in_one_read(env: Env) {
             .expect_err("empty serial")
             .code()
     );
+}
+
+async fn signing_authorisation_epoch_guards_releases(env: Env) {
+    let store = env.store.clone();
+    let other_node = env.second_handle().await;
+    seed_cas(&store).await;
+    let client = store
+        .create_api_client(&NewApiClient {
+            name: "Cổng dịch vụ công".into(),
+            role: ClientRole::Client,
+            key_hash: [0xe5; 32].to_vec(),
+            key_prefix: "kyso_ij90".into(),
+        })
+        .await
+        .expect("client");
+    let issued = issue(&store, 1, "kyso-issuing").await;
+    let epoch = || {
+        let store = store.clone();
+        let serial = issued.clone();
+        async move {
+            store
+                .authorise_signing(&[0xe5; 32], "seal-stp", &serial)
+                .await
+                .expect("read")
+                .expect("an active client")
+                .epoch
+        }
+    };
+    let release = |n: usize| event(format!("client:{}", client.id), n);
+    let start = epoch().await;
+
+    // Additions, a use and a hold released leave the epoch alone.
+    store.grant_key(client.id, "seal-stp").await.expect("grant");
+    store.touch_api_client(client.id).await.expect("touch");
+    let second = issue(&store, 2, "kyso-issuing").await;
+    assert_eq!(epoch().await, start);
+    // A release at the epoch it was read at is written as any record is.
+    let written = store
+        .append_audit_authorised(&release(1), start)
+        .await
+        .expect("released");
+    assert_eq!(written.seq, 1);
+
+    // Every withdrawal advances it, from any node.
+    store.hold_certificate(&second).await.expect("hold");
+    let after_hold = epoch().await;
+    assert!(after_hold > start);
+    store.release_hold(&second).await.expect("release");
+    assert_eq!(epoch().await, after_hold);
+    other_node
+        .revoke_certificate(&second, RevocationReason::Superseded)
+        .await
+        .expect("revoke on the other node");
+    let after_revoke = epoch().await;
+    assert!(after_revoke > after_hold);
+    let other = store
+        .create_api_client(&NewApiClient {
+            name: "other".into(),
+            role: ClientRole::Client,
+            key_hash: [0xf6; 32].to_vec(),
+            key_prefix: "kyso_kl12".into(),
+        })
+        .await
+        .expect("other client");
+    store.grant_key(other.id, "seal-stp").await.expect("grant");
+    assert_eq!(epoch().await, after_revoke);
+    other_node
+        .revoke_key_grant(other.id, "seal-stp")
+        .await
+        .expect("withdraw");
+    let after_withdrawal = epoch().await;
+    assert!(after_withdrawal > after_revoke);
+    other_node
+        .disable_api_client(other.id)
+        .await
+        .expect("disable");
+    let now = epoch().await;
+    assert!(now > after_withdrawal);
+
+    // A release read before a withdrawal is refused, on either node, and writes nothing.
+    for node in [&store, &other_node] {
+        let refused = node
+            .append_audit_authorised(&release(2), start)
+            .await
+            .expect_err("stale");
+        assert_eq!(refused.code(), "authorisation_changed");
+        assert!(refused.is_refusal());
+        match refused {
+            StoreError::AuthorisationChanged { expected, current } => {
+                assert_eq!((expected, current), (start.0, now.0));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(store.list_audit(1, 100).await.expect("list").len(), 1);
+    // Read again, it is released, and the chain holds.
+    let written = other_node
+        .append_audit_authorised(&release(3), now)
+        .await
+        .expect("released");
+    assert_eq!(written.seq, 2);
+    let records = store.list_audit(1, 100).await.expect("list");
+    assert_eq!(verify_chain(&records), Ok(()));
 }
 
 async fn audit_concurrent_appends_form_a_valid_chain(env: Env) {

@@ -11,12 +11,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kyso_cades::Level;
 use kyso_hsm::HashAlgorithm;
-use kyso_store::{AuditOutcome, ClientRole, NewAuditEvent, SigningAuthorisation};
+use std::sync::Arc;
+
+use kyso_cades::CadesSigner;
+use kyso_store::{
+    AuditOutcome, AuthorisationEpoch, ClientRole, NewAuditEvent, SigningAuthorisation, StoreError,
+};
 use serde::Deserialize;
 
 use crate::auth::{Caller, PresentedKey};
 use crate::error::AppError;
-use crate::signing::{CheckedSigner, Document, DocumentRequest};
+use crate::signing::{CheckedSigner, Document, DocumentRequest, SignOutcome};
 pub use crate::signing::{DocumentResult, Packaging, SignCmsResponse};
 use crate::state::AppState;
 
@@ -61,11 +66,21 @@ pub struct DocumentInput<'a> {
     pub digest_algorithm: Option<String>,
 }
 
+/// How many times a call's signatures may find the authorisation withdrawn-or-changed at release
+/// and read it again before the call gives up (each time is a withdrawal committed meanwhile).
+const RELEASE_ATTEMPTS: usize = 4;
+
 /// `POST /v1/sign/cms`.
 ///
-/// The usual call (a signer already loaded) reads the database once before signing: the caller
-/// by its API key, its grant of the key and the certificate's status together. A request that is
-/// refused for its body is authenticated first, so an unauthenticated caller still gets 401.
+/// The usual call (a signer already loaded) reads nothing from the database before signing: the
+/// caller by its API key, its grant of the key and the certificate's status, read together once
+/// ([`Store::authorise_signing`](kyso_store::Store::authorise_signing)), are kept in memory
+/// ([`SigningAuthorisations`](crate::signing::SigningAuthorisations)) with the authorisation
+/// epoch, and the signatures leave only once the call's audit record is written at that epoch.
+/// If a withdrawal has committed since, the authorisation is read again: a refusal then drops the
+/// signatures (and is audited as any refusal), else they are released at the new epoch. A
+/// request that is refused for its body is authenticated first, so an unauthenticated caller
+/// still gets 401.
 pub async fn sign_cms(
     State(state): State<AppState>,
     presented: PresentedKey,
@@ -87,24 +102,47 @@ pub async fn sign_cms(
     let key = request.key.as_str();
     let now = state.clock().now_unix();
     let signing_keys = state.trust().signing_keys();
+    let documents = || -> Vec<DocumentRequest> {
+        request
+            .documents
+            .iter()
+            .map(|d| (d.id.clone(), decode_document(d, request.packaging)))
+            .collect()
+    };
     let (caller, checked) = match signing_keys.cached(key, now) {
-        // The usual case: the caller, its grant and the certificate's status in one store read.
+        // The usual case: the authorisation as kept, or read once.
         Some(signer) => {
             let serial = signer.certificate().tbs_certificate().serial_number();
-            let read = state
-                .store()
-                .authorise_signing(&presented.hash, key, serial.as_bytes())
-                .await?;
-            let Some(SigningAuthorisation { client, grant }) = read else {
-                return Err(presented.refuse_unknown(&state).await);
+            let serial = serial.as_bytes();
+            let kept = state
+                .signing_authorisations()
+                .get(&presented.hash, key, serial);
+            let (caller, epoch) = match kept {
+                Some(authorisation) => {
+                    authorise(&state, &presented, key, &signer, now, authorisation).await?
+                }
+                None => read_authorisation(&state, &presented, key, &signer, now).await?,
             };
-            let caller = presented.accept(&state, client).await;
-            caller.require(&state, SIGNERS, "sign.cms").await?;
-            if !grant.granted {
-                return Err(refuse_not_granted(&state, &caller, key).await?);
-            }
-            let status = signing_keys.check_status_read(&signer, now, grant.certificate.as_ref());
-            (caller, CheckedSigner { signer, status })
+            let outcome = crate::signing::sign_unreleased(
+                &state,
+                key,
+                signer.clone(),
+                request.level,
+                request.packaging,
+                documents(),
+            )
+            .await;
+            release(
+                &state,
+                &presented,
+                key,
+                &signer,
+                now,
+                (caller, epoch),
+                &outcome,
+            )
+            .await?;
+            return respond(outcome);
         }
         // Not loaded yet: the grant first, so that only a granted caller makes the token look
         // the key up; then its status.
@@ -119,11 +157,6 @@ pub async fn sign_cms(
             (caller, CheckedSigner { signer, status })
         }
     };
-    let documents: Vec<DocumentRequest> = request
-        .documents
-        .iter()
-        .map(|d| (d.id.clone(), decode_document(d, request.packaging)))
-        .collect();
     let outcome = crate::signing::sign_documents_checked(
         &state,
         &caller.actor(),
@@ -131,9 +164,13 @@ pub async fn sign_cms(
         checked,
         request.level,
         request.packaging,
-        documents,
+        documents(),
     )
     .await?;
+    respond(outcome)
+}
+
+fn respond(outcome: SignOutcome) -> Result<Response, AppError> {
     // The JSON serde would write for `SignCmsResponse`, without the intermediate strings.
     let json = outcome.into_json()?;
     Ok((
@@ -141,6 +178,96 @@ pub async fn sign_cms(
         json,
     )
         .into_response())
+}
+
+/// Writes the call's audit record at the authorisation's epoch, which releases `outcome`. If a
+/// withdrawal has committed since the authorisation was read, it is read again: a refusal then
+/// answers the call (audited, the signatures dropped), else the record is written at the new
+/// epoch.
+async fn release(
+    state: &AppState,
+    presented: &PresentedKey,
+    key: &str,
+    signer: &Arc<CadesSigner>,
+    now: i64,
+    authorised: (Caller, AuthorisationEpoch),
+    outcome: &SignOutcome,
+) -> Result<(), AppError> {
+    let (mut caller, mut epoch) = authorised;
+    let mut attempts = 1;
+    loop {
+        let event = outcome.release_event(&caller.actor());
+        match state.store().append_audit_authorised(&event, epoch).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::AuthorisationChanged { current, .. })
+                if attempts < RELEASE_ATTEMPTS =>
+            {
+                attempts += 1;
+                state
+                    .signing_authorisations()
+                    .saw_epoch(AuthorisationEpoch(current));
+                (caller, epoch) = read_authorisation(state, presented, key, signer, now).await?;
+            }
+            Err(e) => {
+                if !e.is_refusal() {
+                    tracing::error!(action = %event.action, target = %event.target, error = %e, "audit append failed");
+                }
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Reads the caller's authorisation to sign with the loaded `signer` (one store read) and judges
+/// it as [`authorise`] does; one that allows signing is kept for the next calls.
+async fn read_authorisation(
+    state: &AppState,
+    presented: &PresentedKey,
+    key: &str,
+    signer: &Arc<CadesSigner>,
+    now: i64,
+) -> Result<(Caller, AuthorisationEpoch), AppError> {
+    let serial = signer.certificate().tbs_certificate().serial_number();
+    let read = state
+        .store()
+        .authorise_signing(&presented.hash, key, serial.as_bytes())
+        .await?;
+    let Some(authorisation) = read else {
+        return Err(presented.refuse_unknown(state).await);
+    };
+    let judged = authorise(state, presented, key, signer, now, authorisation.clone()).await?;
+    state
+        .signing_authorisations()
+        .keep(&presented.hash, key, serial.as_bytes(), authorisation);
+    Ok(judged)
+}
+
+/// Judges an authorisation read (now or earlier) for `signer`'s use now: the caller's role, its
+/// grant, and the certificate's status and validity, each refusal audited; the caller and the
+/// epoch to release the signatures at.
+async fn authorise(
+    state: &AppState,
+    presented: &PresentedKey,
+    key: &str,
+    signer: &CadesSigner,
+    now: i64,
+    authorisation: SigningAuthorisation,
+) -> Result<(Caller, AuthorisationEpoch), AppError> {
+    let SigningAuthorisation {
+        client,
+        grant,
+        epoch,
+    } = authorisation;
+    let caller = presented.accept(state, client).await;
+    caller.require(state, SIGNERS, "sign.cms").await?;
+    if !grant.granted {
+        return Err(refuse_not_granted(state, &caller, key).await?);
+    }
+    let signing_keys = state.trust().signing_keys();
+    if let Err(refusal) = signing_keys.check_status_read(signer, now, grant.certificate.as_ref()) {
+        return Err(crate::signing::refuse_signer(state, &caller.actor(), key, refusal).await?);
+    }
+    Ok((caller, epoch))
 }
 
 /// A batch must hold between one and `max` documents.

@@ -546,6 +546,126 @@ async fn refusals_count_at_once_for_a_loaded_signing_key() {
     );
 }
 
+/// A signing authorisation kept from an earlier call saves the next call's read, and a withdrawal
+/// committed meanwhile by another process on the same database (a second store handle, as the
+/// CLI would be) still refuses the very next call: its signatures are made but never released.
+#[tokio::test]
+async fn a_kept_authorisation_yields_to_a_withdrawal_by_another_process() {
+    let h = Harness::new("sign-kept").await;
+    let (serial, client) = signing_key_and_client(&h, "an-kept").await;
+    let serial = hex::decode(serial).unwrap();
+    let other_process = kyso_store::open_with_clock(&h.config.database_url(), h.clock.shared())
+        .await
+        .unwrap();
+    let client_id = h
+        .store()
+        .list_api_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "Hệ thống quản lý văn bản")
+        .unwrap()
+        .id;
+    let body = json!({"key": "an-kept", "documents": [{"content": B64.encode(b"x")}]});
+    let sign = || {
+        let body = body.clone();
+        let (h, client) = (&h, &client);
+        async move {
+            h.json("POST", "/v1/sign/cms", Some(client), Some(body))
+                .await
+        }
+    };
+    let releases = || async {
+        let records = h.store().list_audit(1, 1000).await.unwrap();
+        records
+            .iter()
+            .filter(|r| r.action == "sign.cms" && r.outcome == kyso_store::AuditOutcome::Success)
+            .count()
+    };
+    let kept = || h.state.signing_authorisations().len();
+
+    // The first call loads the key from the token; the second reads the authorisation and
+    // keeps it.
+    for n in 1..=2 {
+        let (status, value) = sign().await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+        assert_eq!(releases().await, n);
+    }
+    assert_eq!(kept(), 1);
+
+    // A withdrawal of something else moves the epoch: the kept authorisation is read again at
+    // release, still holds, and the call's one record goes out at the new epoch.
+    let bystander = other_process
+        .create_api_client(&kyso_store::NewApiClient {
+            name: "bystander".into(),
+            role: kyso_store::ClientRole::Client,
+            key_hash: vec![0x5a; 32],
+            key_prefix: "kyso_bystande".into(),
+        })
+        .await
+        .unwrap();
+    other_process
+        .grant_key(bystander.id, "an-kept")
+        .await
+        .unwrap();
+    other_process
+        .revoke_key_grant(bystander.id, "an-kept")
+        .await
+        .unwrap();
+    let (status, value) = sign().await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(releases().await, 3);
+    assert_eq!(kept(), 1);
+
+    // Each withdrawal by the other process refuses the next call, audited with its reason, and
+    // adds no release; restoring the authorisation lets the call after it sign.
+    let hold = other_process.hold_certificate(&serial);
+    hold.await.unwrap();
+    let (status, value) = sign().await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::CONFLICT,
+        "signing_certificate_on_hold",
+    );
+    let audit = h.last_audit().await;
+    assert_eq!(audit.outcome, kyso_store::AuditOutcome::Failure);
+    assert!(
+        audit.details.contains("signing_certificate_on_hold"),
+        "{}",
+        audit.details
+    );
+    assert_eq!(releases().await, 3);
+    other_process.release_hold(&serial).await.unwrap();
+    let (status, value) = sign().await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(releases().await, 4);
+
+    other_process
+        .revoke_key_grant(client_id, "an-kept")
+        .await
+        .unwrap();
+    let (status, value) = sign().await;
+    assert_error(
+        status,
+        &value,
+        StatusCode::FORBIDDEN,
+        "signing_key_not_granted",
+    );
+    assert_eq!(releases().await, 4);
+    other_process.grant_key(client_id, "an-kept").await.unwrap();
+    let (status, value) = sign().await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(releases().await, 5);
+
+    other_process.disable_api_client(client_id).await.unwrap();
+    let (status, value) = sign().await;
+    assert_error(status, &value, StatusCode::UNAUTHORIZED, "auth_invalid_key");
+    assert_eq!(releases().await, 5);
+    // Nothing refused is kept.
+    assert_eq!(kept(), 0);
+}
+
 /// `POST /v1/sign/cms` authenticates in the same read as the grant and the status once a key is
 /// loaded, and reads the body before that: the answers must stay what they were. An unknown or
 /// disabled key gets 401 (audited) whatever the body; a wrong role 403 before any complaint about
