@@ -49,6 +49,8 @@ const READERS: u32 = 8;
 const HOT_READERS: usize = 4;
 /// Most writes committed together.
 pub const MAX_BATCH: usize = 512;
+/// Most yields the writer makes to let runnable tasks join a batch before it starts.
+const GATHER_YIELDS: usize = 4;
 /// Writes waiting for the writer before callers are slowed down.
 const QUEUE: usize = 4096;
 
@@ -347,6 +349,23 @@ async fn run_writer(
     let mut head = None;
     let mut own: Option<SqliteConnection> = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Let the tasks already runnable queue their writes too before the batch starts, for
+        // as long as each yield brings more (a few times at most): a yield costs nothing when
+        // no task is runnable, and under load it makes batches larger, so fewer round trips
+        // to the SQLite thread and fewer fsyncs per write.
+        for _ in 0..GATHER_YIELDS {
+            let before = batch.len();
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(write) => batch.push(write),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == before || batch.len() == MAX_BATCH {
+                break;
+            }
+        }
         let batch = std::mem::take(&mut batch);
         let healthy = if dedicated {
             let conn = match own.as_mut() {
