@@ -10,6 +10,12 @@ use clap::{Parser, Subcommand};
 use kyso_clock::SystemClock;
 use kyso_server::config::Config;
 
+/// mimalloc rather than the system allocator: a signing request makes many small, short-lived
+/// allocations (JSON, DER, base64) across the runtime's threads, where glibc's malloc spent
+/// about a sixth of the server's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kyso",
