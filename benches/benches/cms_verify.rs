@@ -55,6 +55,10 @@ use kyso_tsa::{
 use kyso_validate::{Indication, PathValidator, RevocationData, TrustAnchors, ValidationPolicy};
 use x509_cert::Certificate;
 
+/// The allocator the kyso binary (and so `POST /v1/verify`) runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const THREADS: [usize; 2] = [1, 2];
 const SIGNATURES: usize = 8;
 const DOCUMENT_LEN: usize = 4096;

@@ -28,6 +28,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kyso_hsm::{HsmKey, KeyAlgorithm};
 use serde::{Deserialize, Serialize};
 
+/// The allocator the kyso binary runs with, so that the floor is the same stack.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: http-floor --listen ADDRESS:PORT [--inline-budget-us N]";
 
 struct Keys {
