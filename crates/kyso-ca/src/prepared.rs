@@ -4,9 +4,9 @@
 //! misbehaving token must not produce an unverifiable certificate). The CA's key never changes,
 //! so for P-256 the multiples of it are computed once, in the layout p256 uses for its generator
 //! (`primeorder`'s basepoint table), kept as affine points, and so are the generator's:
-//! ECDSA verification then computes `u1·G + u2·Q` as two table look-ups with about 130 mixed
-//! point additions and no doublings, where the generic path needs about 256 doublings and 100
-//! additions. Everything else is RustCrypto's: the point and scalar arithmetic and the batch
+//! ECDSA verification then computes `u1·G + u2·Q` as two table look-ups with about 100 mixed
+//! point additions (33 for `G`, whose table holds signed radix-256 digits, and about 64 for `Q`)
+//! and four doublings, where the generic path needs about 256 doublings and 100 additions. Everything else is RustCrypto's: the point and scalar arithmetic and the batch
 //! normalisation (`p256`), the signed-digit recoding (`primeorder`), the DER parsing and range
 //! checks of the signature (`ecdsa`). The verification equation mirrors
 //! `ecdsa::hazmat::verify_prehashed`; the tests compare the two on valid and invalid signatures.
@@ -16,6 +16,7 @@
 //! [`P256VerifyingTable`] is the same precomputation without kyso's key policy, for verifiers of
 //! outside signatures (CMS, timestamps) that meet the same keys again and again.
 
+use p256::elliptic_curve::PrimeField;
 use p256::elliptic_curve::group::{Curve, Group};
 use p256::elliptic_curve::ops::{Invert, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
@@ -137,10 +138,73 @@ impl P256VerifyingTable {
 
 /// The generator's multiples in the same affine layout (p256's own table for `G` is projective),
 /// built on first use.
-fn generator_multiples() -> &'static P256Multiples {
-    static GENERATOR: std::sync::LazyLock<P256Multiples> =
-        std::sync::LazyLock::new(|| P256Multiples::new(ProjectivePoint::GENERATOR));
+fn generator_multiples() -> &'static GeneratorMultiples {
+    static GENERATOR: std::sync::LazyLock<GeneratorMultiples> =
+        std::sync::LazyLock::new(GeneratorMultiples::new);
     &GENERATOR
+}
+
+/// Multiples of a signed radix-256 digit per table: `[1..128]·256^i·G`.
+const G_ENTRIES: usize = 128;
+
+/// The generator's multiples for signed radix-256 digits: `[1..128]·256^i·G` for i in 0..32, and
+/// `256^32·G` for the carry, affine. A product `k·G` is then at most 33 mixed additions and no
+/// doubling, where a table of radix-16 digits ([`P256Multiples`]) takes about 64 and four
+/// doublings. It is built once for the one point every verification uses (about 290 KiB, a few
+/// milliseconds on first use); a key's own table stays the small radix-16 one, built per key.
+struct GeneratorMultiples {
+    /// Table `i` at `[i * G_ENTRIES ..][.. G_ENTRIES]`, entry `j` holding `(j + 1)·256^i·G`.
+    points: Vec<AffinePoint>,
+    carry: AffinePoint,
+}
+
+impl GeneratorMultiples {
+    fn new() -> GeneratorMultiples {
+        let mut projective = Vec::with_capacity(P256_BYTES * G_ENTRIES + 1);
+        let mut base = ProjectivePoint::GENERATOR;
+        for _ in 0..P256_BYTES {
+            let mut multiple = base;
+            for _ in 0..G_ENTRIES {
+                projective.push(multiple);
+                multiple += &base;
+            }
+            for _ in 0..8 {
+                base = base.double();
+            }
+        }
+        projective.push(base);
+        // One inversion for all of them; none is the identity (each is k·G with 0 < k < n).
+        let mut points = vec![AffinePoint::IDENTITY; projective.len()];
+        ProjectivePoint::batch_normalize(&projective, &mut points);
+        let carry = points.pop().unwrap_or(AffinePoint::IDENTITY);
+        GeneratorMultiples { points, carry }
+    }
+
+    /// `k·G` in variable time (public inputs only: verification). The little-endian bytes of `k`
+    /// become signed digits in [-128, 127] with a final carry; zero digits are skipped.
+    fn mul_vartime(&self, k: &Scalar) -> ProjectivePoint {
+        let bytes = k.to_repr();
+        let mut sum = ProjectivePoint::IDENTITY;
+        let mut carry = 0i16;
+        for i in 0..P256_BYTES {
+            let value = i16::from(bytes[P256_BYTES - 1 - i]) + carry;
+            let digit = if value >= 128 {
+                carry = 1;
+                value - 256
+            } else {
+                carry = 0;
+                value
+            };
+            if digit != 0 {
+                let point = self.points[i * G_ENTRIES + usize::from(digit.unsigned_abs()) - 1];
+                sum += &(if digit < 0 { -point } else { point });
+            }
+        }
+        if carry != 0 {
+            sum += &self.carry;
+        }
+        sum
+    }
 }
 
 /// Precomputed multiples of one P-256 point `Q`, in affine form: `[1..8]·256^i·Q` for i in
@@ -284,7 +348,20 @@ mod tests {
     #[test]
     fn generator_table_multiplication_matches_p256() {
         let mut scalars = vec![Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(8u64)];
-        scalars.extend((0..50).map(|_| random_scalar()));
+        // Digits at the edges of the signed radix-256 recoding: 127, 128 (a carry), 255 and
+        // 256 (a carry out of a byte that was 255 plus one), in low, middle and top bytes.
+        for value in [127u64, 128, 255, 256, 0x80ff, 0xffff, 0x8080_8080_8080_8080] {
+            scalars.push(Scalar::from(value));
+            scalars.push(-Scalar::from(value));
+        }
+        let mut top = [0u8; 32];
+        for byte in [0x7f, 0x80, 0xff] {
+            top[0] = byte;
+            let k = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(&top));
+            scalars.push(k);
+            scalars.push(-k);
+        }
+        scalars.extend((0..200).map(|_| random_scalar()));
         for k in scalars {
             assert_eq!(
                 generator_multiples().mul_vartime(&k),
