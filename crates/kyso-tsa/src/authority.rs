@@ -20,8 +20,9 @@ use crate::error::TsaError;
 use crate::ledger::{LedgerError, SerialLedger, TimestampRecord};
 use crate::trust::ClockTrust;
 
-/// How many fresh serials to try when the ledger reports a duplicate (with 126 random bits a
-/// second attempt is already astronomically unlikely; more means something is wrong).
+/// How many fresh serials to try when the ledger reports a duplicate (with 64 random bits per
+/// microsecond a second attempt is already astronomically unlikely; more means something is
+/// wrong).
 const MAX_SERIAL_ATTEMPTS: u32 = 4;
 
 /// A TimeStampResp for systemFailure, used only if encoding a response itself fails.
@@ -249,11 +250,9 @@ impl TimestampAuthority {
         req: &TimeStampReq,
         policy: ObjectIdentifier,
     ) -> Result<IssuedTimestamp, TsaError> {
-        let serial = random_serial()?;
-        let gen_time = TstGeneralizedTime::with_precision(
-            self.clock.now_utc(),
-            self.config.gen_time_digits.min(6),
-        );
+        let now = self.clock.now_utc();
+        let serial = time_ordered_serial(now)?;
+        let gen_time = TstGeneralizedTime::with_precision(now, self.config.gen_time_digits.min(6));
         let tst_info = TstInfo {
             version: 1,
             policy,
@@ -316,14 +315,22 @@ impl TimestampAuthority {
     }
 }
 
-/// 16 random bytes as a positive INTEGER's minimal contents: top bit clear (positive), next bit
-/// set (no leading zero byte), 126 random bits.
-fn random_serial() -> Result<Vec<u8>, TsaError> {
+/// A positive INTEGER's minimal contents, 16 bytes: `0x40` (top bit clear: positive; not zero:
+/// no leading zero byte), `at` as 7 bytes of microseconds since the Unix epoch (enough until the
+/// year 4254), then 64 random bits.
+///
+/// Why time first: the ledger's key is the serial, and serials that grow with time are inserted
+/// at the end of its index, one or two pages per batch of timestamps, where random ones land on
+/// a different page each, every one of them written to the WAL and checkpointed again. Serials
+/// stay unique across nodes through the random half (and the ledger refuses a duplicate).
+fn time_ordered_serial(at: time::OffsetDateTime) -> Result<Vec<u8>, TsaError> {
+    let micros = u64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(0);
     let mut serial = vec![0u8; 16];
-    getrandom::fill(&mut serial).map_err(|e| TsaError::Random {
+    serial[0] = 0x40;
+    serial[1..8].copy_from_slice(&micros.to_be_bytes()[1..]);
+    getrandom::fill(&mut serial[8..]).map_err(|e| TsaError::Random {
         reason: e.to_string(),
     })?;
-    serial[0] = (serial[0] & 0x7f) | 0x40;
     Ok(serial)
 }
 

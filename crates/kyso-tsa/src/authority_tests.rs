@@ -648,14 +648,35 @@ async fn granted_replies_are_the_encoded_time_stamp_resp() {
 }
 
 #[test]
-fn random_serials_are_positive_16_byte_integers() {
-    for _ in 0..100 {
-        let serial = super::random_serial().expect("serial");
+fn serials_are_positive_16_byte_integers_ordered_by_time() {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_789).unwrap();
+    let mut earlier: Option<Vec<u8>> = None;
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..100i128 {
+        let serial = super::time_ordered_serial(at + time::Duration::microseconds(n as i64))
+            .expect("serial");
         assert_eq!(serial.len(), 16);
-        assert_eq!(serial[0] & 0xc0, 0x40);
+        assert_eq!(serial[0], 0x40);
         let int = Int::new(&serial).expect("int");
         assert_eq!(int.as_bytes(), serial);
+        // The microseconds, then the random half.
+        let mut micros = [0u8; 8];
+        micros[1..].copy_from_slice(&serial[1..8]);
+        assert_eq!(
+            i128::from(u64::from_be_bytes(micros)),
+            1_780_000_000_123_456 + n
+        );
+        if let Some(earlier) = &earlier {
+            assert!(serial > *earlier, "later serials sort after earlier ones");
+        }
+        assert!(seen.insert(serial[8..].to_vec()), "random halves differ");
+        earlier = Some(serial);
     }
+    // The same microsecond twice: still two serials.
+    assert_ne!(
+        super::time_ordered_serial(at).expect("serial"),
+        super::time_ordered_serial(at).expect("serial")
+    );
 }
 
 #[tokio::test]
