@@ -2,6 +2,7 @@
 //! to them, over documents or their digests, one result per document.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -9,11 +10,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kyso_cades::Level;
+use kyso_cades::{CadesSigner, Level};
 use kyso_hsm::HashAlgorithm;
-use std::sync::Arc;
-
-use kyso_cades::CadesSigner;
 use kyso_store::{
     AuditOutcome, AuthorisationEpoch, ClientRole, NewAuditEvent, SigningAuthorisation, StoreError,
 };
@@ -66,8 +64,9 @@ pub struct DocumentInput<'a> {
     pub digest_algorithm: Option<String>,
 }
 
-/// How many times a call's signatures may find the authorisation withdrawn-or-changed at release
-/// and read it again before the call gives up (each time is a withdrawal committed meanwhile).
+/// How many times a call may find, at release, that signing authority changed since its
+/// authorisation was read (each time a withdrawal committed meanwhile), read it again and retry,
+/// before it answers `authorisation_changed`.
 const RELEASE_ATTEMPTS: usize = 4;
 
 /// `POST /v1/sign/cms`.
