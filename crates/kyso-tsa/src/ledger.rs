@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 /// One issued timestamp, as the ledger keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampRecord {
-    /// The serialNumber's DER contents: 16 random bytes, positive.
+    /// The serialNumber's DER contents: 16 bytes, positive: `0x40`, the microsecond of issue and
+    /// 64 random bits (ordered by time, so the ledger appends).
     pub serial: Vec<u8>,
     pub gen_time: OffsetDateTime,
     /// Policy OID, dotted.
@@ -28,7 +29,7 @@ pub struct TimestampRecord {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {
-    /// The serial is already recorded: issue again with a new random serial.
+    /// The serial is already recorded: issue again with a new serial.
     #[error("timestamp serial {serial_hex} is already recorded")]
     DuplicateSerial { serial_hex: String },
     /// The ledger could not make the record durable.
