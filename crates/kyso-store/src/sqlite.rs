@@ -1043,6 +1043,16 @@ mod group_commit_tests {
 
     pub(super) type Reply = oneshot::Receiver<Result<i64, StoreError>>;
 
+    /// Runs `writes` as one batch on a connection of the store's write pool.
+    pub(super) async fn batch(
+        store: &SqliteStore,
+        head: &mut Option<AuditHead>,
+        writes: Vec<Write>,
+    ) {
+        let mut conn = store.pool().acquire().await.expect("connection");
+        run_batch(&mut conn, &store.clock, head, writes).await;
+    }
+
     /// A job running `run`, and where its answer comes.
     pub(super) fn make_job<F>(run: F) -> (Box<dyn WriteJob>, Reply)
     where
@@ -1113,13 +1123,7 @@ mod group_commit_tests {
             })
         });
         let (c, rc) = job("c", None);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut None,
-            jobs([a, b, c]),
-        )
-        .await;
+        batch(&store, &mut None, jobs([a, b, c])).await;
         assert!(ra.await.expect("answered").is_ok());
         assert_eq!(
             rb.await.expect("answered").expect_err("refused").code(),
@@ -1139,13 +1143,7 @@ mod group_commit_tests {
         let (a, ra) = job("a", None);
         let (b, rb) = job("b", Some(corrupt));
         let (c, rc) = job("c", None);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut None,
-            jobs([a, b, c]),
-        )
-        .await;
+        batch(&store, &mut None, jobs([a, b, c])).await;
         assert_eq!(
             ra.await.expect("answered").expect_err("rolled back").code(),
             "store_unavailable"
@@ -1164,13 +1162,7 @@ mod group_commit_tests {
         );
         // The writer goes on working afterwards.
         let (d, rd) = job("d", None);
-        run_batch(
-            &mut store.pool().acquire().await.expect("connection"),
-            &store.clock,
-            &mut None,
-            jobs([d]),
-        )
-        .await;
+        batch(&store, &mut None, jobs([d])).await;
         assert!(rd.await.expect("answered").is_ok());
         assert_eq!(names(&store).await, ["d"]);
     }
@@ -1182,7 +1174,7 @@ mod row_batch_tests {
 
     use kyso_clock::ManualClock;
 
-    use super::group_commit_tests::{Reply, make_job};
+    use super::group_commit_tests::{Reply, batch, make_job};
     use super::*;
     use crate::Store;
     use crate::audit::verify_chain;
@@ -1197,12 +1189,6 @@ mod row_batch_tests {
             .await
             .expect("open");
         (dir, store)
-    }
-
-    /// Runs `writes` as one batch on a connection of the store's write pool.
-    async fn batch(store: &SqliteStore, head: &mut Option<AuditHead>, writes: Vec<Write>) {
-        let mut conn = store.pool().acquire().await.expect("connection");
-        run_batch(&mut conn, &store.clock, head, writes).await;
     }
 
     fn audit(action: &str) -> (Write, AuditReply) {

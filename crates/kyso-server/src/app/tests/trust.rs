@@ -234,6 +234,18 @@ async fn signing_key_and_client(h: &Harness, label: &str) -> (String, String) {
     )
 }
 
+/// The id of the client [`signing_key_and_client`] created.
+async fn signing_client_id(h: &Harness) -> i64 {
+    h.store()
+        .list_api_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "Hệ thống quản lý văn bản")
+        .unwrap()
+        .id
+}
+
 #[tokio::test]
 async fn a_granted_client_signs_a_batch_at_b_b_and_b_t() {
     let h = Harness::new("sign-batch").await;
@@ -442,15 +454,7 @@ async fn signing_is_refused_without_a_grant_or_with_a_revoked_certificate() {
 async fn refusals_count_at_once_for_a_loaded_signing_key() {
     let h = Harness::new("sign-refuse-loaded").await;
     let (serial, client) = signing_key_and_client(&h, "an-loaded").await;
-    let client_id = h
-        .store()
-        .list_api_clients()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "Hệ thống quản lý văn bản")
-        .unwrap()
-        .id;
+    let client_id = signing_client_id(&h).await;
     let body = json!({"key": "an-loaded", "documents": [{"content": B64.encode(b"x")}]});
     let sign = |key: String| {
         let body = body.clone();
@@ -557,15 +561,7 @@ async fn a_kept_authorisation_yields_to_a_withdrawal_by_another_process() {
     let other_process = kyso_store::open_with_clock(&h.config.database_url(), h.clock.shared())
         .await
         .unwrap();
-    let client_id = h
-        .store()
-        .list_api_clients()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.name == "Hệ thống quản lý văn bản")
-        .unwrap()
-        .id;
+    let client_id = signing_client_id(&h).await;
     let body = json!({"key": "an-kept", "documents": [{"content": B64.encode(b"x")}]});
     let sign = || {
         let body = body.clone();
