@@ -61,6 +61,9 @@ impl std::fmt::Display for Level {
 pub enum Content<'a> {
     /// The content travels inside the SignedData.
     Attached(&'a [u8]),
+    /// The same, with the content's digest under the signer's hash already computed by the
+    /// caller (who needed it anyway), so that a large document is not hashed twice.
+    AttachedHashed { data: &'a [u8], digest: &'a [u8] },
     /// The content is hashed here and left out of the SignedData.
     Detached(&'a [u8]),
     /// Only the content's digest is known (client-side hashing); the SignedData is detached.
@@ -311,6 +314,17 @@ pub async fn sign(
     };
     let (econtent, message_digest) = match content {
         Content::Attached(data) => (Some(data), hash.digest(data)),
+        Content::AttachedHashed { data, digest } => {
+            if digest.len() != hash.output_len() {
+                return Err(SignError::DigestLength {
+                    algorithm: hash,
+                    expected: hash.output_len(),
+                    actual: digest.len(),
+                });
+            }
+            debug_assert_eq!(digest, hash.digest(data), "AttachedHashed's digest");
+            (Some(data), digest.to_vec())
+        }
         Content::Detached(data) => (None, hash.digest(data)),
         Content::Digest { algorithm, digest } => {
             if algorithm != hash {

@@ -43,24 +43,32 @@ pub enum Document {
 }
 
 impl Document {
-    fn content(&self) -> Content<'_> {
+    /// SHA-256 of the document (or of the supplied digest): what the audit log records.
+    fn sha256(&self) -> [u8; 32] {
         match self {
-            Document::Attached(data) => Content::Attached(data),
-            Document::Detached(data) => Content::Detached(data),
-            Document::Digest { algorithm, digest } => Content::Digest {
-                algorithm: *algorithm,
-                digest,
-            },
+            Document::Attached(data) | Document::Detached(data) => Sha256::digest(data).into(),
+            Document::Digest { digest, .. } => Sha256::digest(digest).into(),
         }
     }
 
-    /// SHA-256 of the document (or of the supplied digest), hex: what the audit log records.
-    fn sha256_hex(&self) -> String {
-        match self {
-            Document::Attached(data) | Document::Detached(data) => {
-                hex::encode(Sha256::digest(data))
-            }
-            Document::Digest { digest, .. } => hex::encode(Sha256::digest(digest)),
+    /// What kyso_cades signs. Under a SHA-256 key the document's [`Document::sha256`] is also
+    /// the message digest, so it is passed on and the document is hashed once, not twice.
+    fn content<'a>(&'a self, key_hash: HashAlgorithm, sha256: &'a [u8; 32]) -> Content<'a> {
+        match (self, key_hash) {
+            (Document::Attached(data), HashAlgorithm::Sha256) => Content::AttachedHashed {
+                data,
+                digest: sha256,
+            },
+            (Document::Attached(data), _) => Content::Attached(data),
+            (Document::Detached(_), HashAlgorithm::Sha256) => Content::Digest {
+                algorithm: HashAlgorithm::Sha256,
+                digest: sha256,
+            },
+            (Document::Detached(data), _) => Content::Detached(data),
+            (Document::Digest { algorithm, digest }, _) => Content::Digest {
+                algorithm: *algorithm,
+                digest,
+            },
         }
     }
 }
@@ -382,9 +390,10 @@ async fn sign_one(
     options: &SignOptions,
     own_ca: &Arc<OwnCaData>,
 ) -> Result<Signed, AppError> {
+    let sha256 = document.sha256();
     let cms = kyso_cades::sign(
         signer,
-        document.content(),
+        document.content(signer.key().hash(), &sha256),
         options,
         Some(state.trust().timestamps()),
         Some(own_ca.as_ref() as &dyn ValidationDataSource),
@@ -393,7 +402,7 @@ async fn sign_one(
     .map_err(sign_error)?;
     Ok(Signed {
         cms,
-        document_sha256: document.sha256_hex(),
+        document_sha256: hex::encode(sha256),
     })
 }
 

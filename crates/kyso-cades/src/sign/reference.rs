@@ -65,7 +65,7 @@ pub(super) async fn reference_sign(
         _ => None,
     };
     let (econtent, external_digest) = match content {
-        Content::Attached(data) => (
+        Content::Attached(data) | Content::AttachedHashed { data, .. } => (
             Some(Any::new(Tag::OctetString, data).map_err(SignError::encoding("eContent"))?),
             None,
         ),

@@ -177,6 +177,46 @@ async fn client_digest_signs_detached_and_checks_its_length() {
 }
 
 #[tokio::test]
+async fn a_digest_computed_by_the_caller_signs_attached_content_once() {
+    let pki = TestPki::new("cades-attached-hashed").await;
+    let signer = pki
+        .signer(
+            "hashed",
+            KeyAlgorithm::EcP256,
+            RsaPadding::Pkcs1v15,
+            ProfileKind::StaffSigning,
+        )
+        .await;
+    let options = pki.options(Level::BB);
+    let digest = HashAlgorithm::Sha256.digest(DOCUMENT);
+    let content = Content::AttachedHashed {
+        data: DOCUMENT,
+        digest: &digest,
+    };
+    let cms = sign(&signer, content, &options, None, None).await.unwrap();
+    let report = openssl_verify(&pki, "attached-hashed", &cms, None);
+    assert!(report.contains("Verification successful"), "{report}");
+    let ours = verify(&cms, DetachedContent::None, &[]).unwrap();
+    assert!(ours.passed(), "{:?}", ours.signers);
+    assert!(ours.signers[0].message_digest_valid);
+    // The content travels inside, as with Content::Attached.
+    use der::Decode;
+    let info = cms::content_info::ContentInfo::from_der(&cms).unwrap();
+    let signed: cms::signed_data::SignedData = info.content.decode_as().unwrap();
+    let econtent = signed.encap_content_info.econtent.expect("attached");
+    assert_eq!(econtent.value(), DOCUMENT);
+
+    let short = Content::AttachedHashed {
+        data: DOCUMENT,
+        digest: &digest[..31],
+    };
+    let err = sign(&signer, short, &options, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "cades_digest_length");
+}
+
+#[tokio::test]
 async fn tampering_is_detected() {
     let pki = TestPki::new("cades-tamper").await;
     let signer = pki

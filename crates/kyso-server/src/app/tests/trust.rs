@@ -305,6 +305,15 @@ async fn a_granted_client_signs_a_batch_at_b_b_and_b_t() {
     .unwrap();
     assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
     assert!(report.econtent.is_none());
+    // Each answer names what it signed: the document's SHA-256, or that of the digest.
+    assert_eq!(
+        results[0]["document_sha256"],
+        hex::encode(sha2::Sha256::digest(doc))
+    );
+    assert_eq!(
+        results[1]["document_sha256"],
+        hex::encode(sha2::Sha256::digest(digest))
+    );
     // One audit record with the signed documents' hashes.
     let audit = h.last_audit().await;
     assert_eq!(audit.action, "sign.cms");
@@ -314,6 +323,29 @@ async fn a_granted_client_signs_a_batch_at_b_b_and_b_t() {
             .contains(&hex::encode(sha2::Sha256::digest(doc)))
     );
     assert_eq!(h.store().count_timestamps().await.unwrap(), 2);
+
+    // Detached with the content sent: the signature checks against that content only.
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/sign/cms",
+            Some(&client),
+            Some(json!({"key": "an-ky-so", "packaging": "detached",
+                        "documents": [{"content": B64.encode(doc)}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = &body["results"][0];
+    assert_eq!(
+        result["document_sha256"],
+        hex::encode(sha2::Sha256::digest(doc))
+    );
+    let cms = B64.decode(result["cms"].as_str().unwrap()).unwrap();
+    let report = verify(&cms, DetachedContent::Content(doc), &[]).unwrap();
+    assert!(report.passed(), "{:?}", report.signers[0].failure_codes());
+    assert!(report.econtent.is_none());
+    let other = verify(&cms, DetachedContent::Content(b"another document"), &[]).unwrap();
+    assert!(!other.passed());
 }
 
 #[tokio::test]
