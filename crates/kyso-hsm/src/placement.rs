@@ -74,8 +74,16 @@ impl Default for CallLatency {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread read its usage (tests count the reads of sampled calls).
+    static USAGE_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The calling thread's CPU time and run delay so far.
 fn thread_usage() -> Option<CallUsage> {
+    #[cfg(test)]
+    USAGE_READS.with(|reads| reads.set(reads.get() + 1));
     Some(CallUsage {
         cpu: kyso_clock::thread_cpu_time()?,
         run_delay: kyso_clock::thread_run_delay()?,
@@ -152,9 +160,13 @@ impl CallLatency {
         let watch = Stopwatch::start();
         let out = f();
         let elapsed = watch.elapsed();
-        let usage = before.zip(thread_usage()).map(|(before, after)| CallUsage {
-            cpu: after.cpu.saturating_sub(before.cpu),
-            run_delay: after.run_delay.saturating_sub(before.run_delay),
+        // Read again only on a sampled call (`zip` would read on every call).
+        let usage = before.and_then(|before| {
+            let after = thread_usage()?;
+            Some(CallUsage {
+                cpu: after.cpu.saturating_sub(before.cpu),
+                run_delay: after.run_delay.saturating_sub(before.run_delay),
+            })
         });
         self.record(elapsed, usage);
         out
@@ -272,6 +284,19 @@ mod tests {
             l.record(Duration::from_micros(1_000), used(990, 0));
         }
         assert!(l.fits(DEFAULT_INLINE_BUDGET), "{:?}", l.average_cpu());
+    }
+
+    #[test]
+    fn only_sampled_calls_read_the_thread_usage() {
+        let l = CallLatency::default();
+        let reads = || USAGE_READS.with(|reads| reads.get());
+        let start = reads();
+        for _ in 0..3 * USAGE_SAMPLE_EVERY {
+            l.time(|| std::hint::black_box(1));
+        }
+        // Before and after each of the three sampled calls, and never otherwise.
+        assert_eq!(reads() - start, 6);
+        assert!(l.average_cpu().is_some());
     }
 
     #[test]
