@@ -21,9 +21,9 @@
 //! 2,009/s in place, against 1,982/s for raw `C_Sign` on two threads. A network HSM spends tens
 //! of microseconds of CPU in a call of milliseconds, asleep the rest, and stays off the worker.
 //! CPU and run delay are read on one call in [`USAGE_SAMPLE_EVERY`]: the two reads (a system
-//! call and a proc file) cost a few percent of a P-256 signature, still about 1 % of a signing
-//! request's CPU in `perf` when every fourth call read them; at thousands of calls a second the
-//! averages still follow a change within a second.
+//! call and a proc file) cost a few percent of a P-256 signature (about 1.7 % of a signing
+//! request's CPU in `perf` when they were read after every call); at thousands of calls a second
+//! the averages still follow a change within a second.
 
 use kyso_clock::Stopwatch;
 use std::sync::atomic::{AtomicU64, Ordering};
