@@ -312,18 +312,26 @@ pub async fn sign(
         (Level::BLT, Some(v)) => Some(v),
         _ => None,
     };
+    // A digest the caller computed must have the length of the signer's hash.
+    let checked = |digest: &[u8]| {
+        if digest.len() == hash.output_len() {
+            Ok(digest.to_vec())
+        } else {
+            Err(SignError::DigestLength {
+                algorithm: hash,
+                expected: hash.output_len(),
+                actual: digest.len(),
+            })
+        }
+    };
     let (econtent, message_digest) = match content {
         Content::Attached(data) => (Some(data), hash.digest(data)),
         Content::AttachedHashed { data, digest } => {
-            if digest.len() != hash.output_len() {
-                return Err(SignError::DigestLength {
-                    algorithm: hash,
-                    expected: hash.output_len(),
-                    actual: digest.len(),
-                });
-            }
-            debug_assert_eq!(digest, hash.digest(data), "AttachedHashed's digest");
-            (Some(data), digest.to_vec())
+            debug_assert!(
+                digest.len() != hash.output_len() || digest == hash.digest(data),
+                "AttachedHashed's digest"
+            );
+            (Some(data), checked(digest)?)
         }
         Content::Detached(data) => (None, hash.digest(data)),
         Content::Digest { algorithm, digest } => {
@@ -334,14 +342,7 @@ pub async fn sign(
                     expected: hash,
                 });
             }
-            if digest.len() != algorithm.output_len() {
-                return Err(SignError::DigestLength {
-                    algorithm,
-                    expected: algorithm.output_len(),
-                    actual: digest.len(),
-                });
-            }
-            (None, digest.to_vec())
+            (None, checked(digest)?)
         }
     };
 

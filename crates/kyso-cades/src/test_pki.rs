@@ -91,6 +91,17 @@ impl TestPki {
         pki
     }
 
+    /// A staff member's P-256 signer (the common case of the tests).
+    pub async fn staff_p256_signer(&self, label: &str) -> CadesSigner {
+        self.signer(
+            label,
+            KeyAlgorithm::EcP256,
+            RsaPadding::Pkcs1v15,
+            ProfileKind::StaffSigning,
+        )
+        .await
+    }
+
     /// A signer with a new key on the token and a certificate of `profile` for it.
     pub async fn signer(
         &self,

@@ -118,14 +118,7 @@ async fn rsa_pss_signatures_verify_with_openssl() {
 #[tokio::test]
 async fn client_digest_signs_detached_and_checks_its_length() {
     let pki = TestPki::new("cades-digest").await;
-    let signer = pki
-        .signer(
-            "digest",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
+    let signer = pki.staff_p256_signer("digest").await;
     let options = pki.options(Level::BB);
     let digest = HashAlgorithm::Sha256.digest(DOCUMENT);
     let cms = sign(
@@ -179,14 +172,7 @@ async fn client_digest_signs_detached_and_checks_its_length() {
 #[tokio::test]
 async fn a_digest_computed_by_the_caller_signs_attached_content_once() {
     let pki = TestPki::new("cades-attached-hashed").await;
-    let signer = pki
-        .signer(
-            "hashed",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
+    let signer = pki.staff_p256_signer("hashed").await;
     let options = pki.options(Level::BB);
     let digest = HashAlgorithm::Sha256.digest(DOCUMENT);
     let content = Content::AttachedHashed {
@@ -219,14 +205,7 @@ async fn a_digest_computed_by_the_caller_signs_attached_content_once() {
 #[tokio::test]
 async fn tampering_is_detected() {
     let pki = TestPki::new("cades-tamper").await;
-    let signer = pki
-        .signer(
-            "tamper",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
+    let signer = pki.staff_p256_signer("tamper").await;
     let cms = sign(
         &signer,
         Content::Attached(DOCUMENT),
@@ -285,22 +264,8 @@ async fn tampering_is_detected() {
 #[tokio::test]
 async fn key_and_certificate_must_match() {
     let pki = TestPki::new("cades-mismatch").await;
-    let a = pki
-        .signer(
-            "a",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
-    let b = pki
-        .signer(
-            "b",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
+    let a = pki.staff_p256_signer("a").await;
+    let b = pki.staff_p256_signer("b").await;
     let err =
         crate::CadesSigner::new(a.key().clone(), b.certificate().clone(), vec![]).unwrap_err();
     assert_eq!(err.code(), "cades_key_certificate_mismatch");
@@ -335,14 +300,7 @@ async fn fake_tsa(pki: &TestPki, tamper: bool) -> FakeTsa {
 #[tokio::test]
 async fn b_t_stamps_the_signature_value() {
     let pki = TestPki::new("cades-bt").await;
-    let signer = pki
-        .signer(
-            "bt",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
+    let signer = pki.staff_p256_signer("bt").await;
     let tsa = fake_tsa(&pki, false).await;
     let cms = sign(
         &signer,
@@ -400,14 +358,7 @@ async fn b_t_stamps_the_signature_value() {
 
     // A "TSA" whose certificate lacks the timeStamping EKU is caught.
     let not_tsa = FakeTsa {
-        signer: pki
-            .signer(
-                "not-tsa",
-                KeyAlgorithm::EcP256,
-                RsaPadding::Pkcs1v15,
-                ProfileKind::StaffSigning,
-            )
-            .await,
+        signer: pki.staff_p256_signer("not-tsa").await,
         clock: pki.clock.clone(),
         requests: Mutex::new(Vec::new()),
         tamper: false,
@@ -431,14 +382,7 @@ async fn b_t_stamps_the_signature_value() {
 #[tokio::test]
 async fn b_lt_carries_chain_crls_and_ocsp_responses() {
     let pki = TestPki::new("cades-blt").await;
-    let signer = pki
-        .signer(
-            "blt",
-            KeyAlgorithm::EcP256,
-            RsaPadding::Pkcs1v15,
-            ProfileKind::StaffSigning,
-        )
-        .await;
+    let signer = pki.staff_p256_signer("blt").await;
     let tsa = fake_tsa(&pki, false).await;
     let now = pki.clock.now();
     let crl = build_crl(

@@ -48,13 +48,7 @@ fn pki_validator(pki: &TestPki) -> SignatureValidator {
 }
 
 async fn staff(pki: &TestPki, label: &str) -> CadesSigner {
-    pki.signer(
-        label,
-        KeyAlgorithm::EcP256,
-        RsaPadding::Pkcs1v15,
-        ProfileKind::StaffSigning,
-    )
-    .await
+    pki.staff_p256_signer(label).await
 }
 
 async fn tsa(pki: &TestPki, label: &str, tamper: bool) -> FakeTsa {
