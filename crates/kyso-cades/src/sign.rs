@@ -327,11 +327,9 @@ pub async fn sign(
     let (econtent, message_digest) = match content {
         Content::Attached(data) => (Some(data), hash.digest(data)),
         Content::AttachedHashed { data, digest } => {
-            debug_assert!(
-                digest.len() != hash.output_len() || digest == hash.digest(data),
-                "AttachedHashed's digest"
-            );
-            (Some(data), checked(digest)?)
+            let digest = checked(digest)?;
+            debug_assert_eq!(digest, hash.digest(data), "AttachedHashed's digest");
+            (Some(data), digest)
         }
         Content::Detached(data) => (None, hash.digest(data)),
         Content::Digest { algorithm, digest } => {

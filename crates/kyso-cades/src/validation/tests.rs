@@ -47,10 +47,6 @@ fn pki_validator(pki: &TestPki) -> SignatureValidator {
     validator(&[pki.root.certificate()], ValidationPolicy::default())
 }
 
-async fn staff(pki: &TestPki, label: &str) -> CadesSigner {
-    pki.staff_p256_signer(label).await
-}
-
 async fn tsa(pki: &TestPki, label: &str, tamper: bool) -> FakeTsa {
     FakeTsa {
         signer: pki
@@ -141,7 +137,7 @@ fn round_trips(report: &ValidationReport) -> String {
 #[tokio::test]
 async fn b_b_with_crls_is_total_passed_and_names_the_signer() {
     let pki = TestPki::new("val-bb").await;
-    let signer = staff(&pki, "bb").await;
+    let signer = pki.staff_p256_signer("bb").await;
     let cms = sign(
         &signer,
         Content::Attached(DOCUMENT),
@@ -240,7 +236,7 @@ async fn b_b_with_crls_is_total_passed_and_names_the_signer() {
 #[tokio::test]
 async fn b_t_is_validated_at_the_proven_timestamp_time() {
     let pki = TestPki::new("val-bt").await;
-    let signer = staff(&pki, "bt").await;
+    let signer = pki.staff_p256_signer("bt").await;
     let tsa = tsa(&pki, "tsa", false).await;
     let signed_at = pki.clock.now_utc();
     let cms = sign(
@@ -289,7 +285,7 @@ async fn b_t_is_validated_at_the_proven_timestamp_time() {
 #[tokio::test]
 async fn b_lt_validates_with_its_embedded_chain_and_crls_alone() {
     let pki = TestPki::new("val-blt").await;
-    let signer = staff(&pki, "blt").await;
+    let signer = pki.staff_p256_signer("blt").await;
     let tsa = tsa(&pki, "tsa-blt", false).await;
     let embedded = crls(&pki, &[]).await;
     let validation = FakeValidation {
@@ -338,7 +334,7 @@ async fn b_lt_validates_with_its_embedded_chain_and_crls_alone() {
 #[tokio::test]
 async fn cryptographic_failures_map_to_their_sub_indications() {
     let pki = TestPki::new("val-crypto").await;
-    let signer = staff(&pki, "crypto").await;
+    let signer = pki.staff_p256_signer("crypto").await;
     let revocation = crls(&pki, &[]).await;
     let validator = pki_validator(&pki);
     let now = pki.clock.now_utc();
@@ -421,7 +417,7 @@ async fn cryptographic_failures_map_to_their_sub_indications() {
 #[tokio::test]
 async fn empty_trust_store_is_no_certificate_chain_found() {
     let pki = TestPki::new("val-notrust").await;
-    let signer = staff(&pki, "notrust").await;
+    let signer = pki.staff_p256_signer("notrust").await;
     let cms = sign(
         &signer,
         Content::Attached(DOCUMENT),
@@ -454,7 +450,7 @@ async fn empty_trust_store_is_no_certificate_chain_found() {
 #[tokio::test]
 async fn no_revocation_data_is_try_later_never_valid() {
     let pki = TestPki::new("val-trylater").await;
-    let signer = staff(&pki, "trylater").await;
+    let signer = pki.staff_p256_signer("trylater").await;
     let cms = sign(
         &signer,
         Content::Attached(DOCUMENT),
@@ -519,7 +515,7 @@ impl RevocationSource for CrlSource {
 #[tokio::test]
 async fn revocation_sources_are_asked_and_their_failure_is_try_later() {
     let pki = TestPki::new("val-source").await;
-    let signer = staff(&pki, "source").await;
+    let signer = pki.staff_p256_signer("source").await;
     let tsa = tsa(&pki, "tsa-source", false).await;
     let cms = sign(
         &signer,
@@ -565,7 +561,7 @@ async fn revocation_sources_are_asked_and_their_failure_is_try_later() {
 #[tokio::test]
 async fn revoked_before_the_signing_time_is_revoked() {
     let pki = TestPki::new("val-revoked").await;
-    let signer = staff(&pki, "revoked").await;
+    let signer = pki.staff_p256_signer("revoked").await;
     let tsa = tsa(&pki, "tsa-revoked", false).await;
     let revoked_at = pki.clock.now() + Duration::from_secs(60);
     pki.clock.advance(Duration::from_secs(3600));
@@ -618,7 +614,7 @@ async fn revoked_before_the_signing_time_is_revoked() {
 #[tokio::test]
 async fn revoked_after_the_timestamp_still_passes() {
     let pki = TestPki::new("val-later").await;
-    let signer = staff(&pki, "later").await;
+    let signer = pki.staff_p256_signer("later").await;
     let tsa = tsa(&pki, "tsa-later", false).await;
     let bt = sign(
         &signer,
@@ -667,7 +663,7 @@ async fn revoked_after_the_timestamp_still_passes() {
 #[tokio::test]
 async fn a_timestamp_over_other_bytes_is_ignored() {
     let pki = TestPki::new("val-badts").await;
-    let signer = staff(&pki, "badts").await;
+    let signer = pki.staff_p256_signer("badts").await;
     let tsa = tsa(&pki, "tsa-bad", true).await;
     let cms = sign(
         &signer,
@@ -1162,8 +1158,8 @@ fn the_real_bouncy_castle_timestamp_tokens_verify() {
 #[tokio::test]
 async fn warm_caches_give_the_reports_of_a_fresh_validator() {
     let pki = TestPki::new("val-warm").await;
-    let signer = staff(&pki, "warm").await;
-    let revoked_signer = staff(&pki, "warm-revoked").await;
+    let signer = pki.staff_p256_signer("warm").await;
+    let revoked_signer = pki.staff_p256_signer("warm-revoked").await;
     let tsa = tsa(&pki, "tsa-warm", false).await;
     let revoked_at = pki.clock.now() + Duration::from_secs(60);
     pki.clock.advance(Duration::from_secs(3600));
